@@ -1,0 +1,1 @@
+"""Southbound drivers: one folder per protocol, each behind the `Driver` protocol."""

@@ -1,0 +1,3 @@
+"""The park-factory energy edge agent."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,93 @@
+"""One factory's agent: the pollers, the summariser and the publisher, wired together.
+
+`Agent.run()` owns every task in one TaskGroup. It returns when `stop` is set: the pollers
+and the summariser are cancelled first, then the publisher gets a bounded moment to send what
+is waiting and to say `offline`. A fault inside any device never reaches this level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from drivers.base import Driver
+from drivers.registry import make_driver
+
+from .backoff import Backoff
+from .clock import Clock
+from .config.schema import Device, SiteConfig
+from .northbound.mqtt import MqttPublisher
+from .northbound.outbox import MemoryOutbox, Outbox
+from .polling import DevicePoller
+from .process_image import ProcessImage
+from .summariser import Summariser
+
+__all__ = ["Agent"]
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 3.0
+
+
+def _stale_ages(devices: list[Device]) -> dict[str, timedelta]:
+    ages = {}
+    for device in devices:
+        for name, point in device.points.items():
+            interval = point.poll_interval_s or device.poll_interval_s
+            ages[f"{device.name}/{name}"] = timedelta(
+                seconds=device.stale_after_s or 3 * interval)
+    return ages
+
+
+@dataclass
+class Agent:
+    config: SiteConfig
+    clock: Clock
+    outbox: Outbox = field(default_factory=MemoryOutbox)
+    publish: bool = True
+    """False runs without a broker (`edge-agent run --no-publish`): summaries stay queued."""
+
+    def __post_init__(self) -> None:
+        self.image = ProcessImage(_stale_ages(self.config.devices))
+        self.drivers: list[Driver] = [make_driver(d) for d in self.config.devices]
+        self.pollers = [
+            DevicePoller(driver, self.image, self.clock,
+                         Backoff(device.reconnect_initial_s, device.reconnect_max_s),
+                         site=self.config.site.name)
+            for driver, device in zip(self.drivers, self.config.devices, strict=True)
+        ]
+        self.summariser = Summariser(self.config, self.clock, self.outbox)
+        self.image.subscribe(self.summariser.on_readings)
+        self.publisher = MqttPublisher(self.config.broker, self.config.site, self.outbox,
+                                       self.clock)
+        self.started = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as group:
+            producers = [
+                group.create_task(p.run(), name=f"poll {d.device}")
+                for p, d in zip(self.pollers, self.drivers, strict=True)
+            ]
+            producers.append(group.create_task(self.summariser.run(), name="summariser"))
+            for task in producers:
+                self.clock.track(task)
+            publisher = (group.create_task(self.publisher.run(), name="publisher")
+                         if self.publish else None)
+            self.started.set()
+            await stop.wait()
+            log.info("stopping: %d summaries waiting in the outbox", self.outbox.depth())
+            for task in producers:
+                task.cancel()
+            if publisher is not None:
+                await self._drain(publisher)
+
+    async def _drain(self, publisher: asyncio.Task[None]) -> None:
+        """Give the publisher a bounded moment to empty the outbox, then stop it."""
+        if self.publisher.stats.connected:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                    await self.outbox.wait_empty()
+        publisher.cancel()

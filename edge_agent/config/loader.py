@@ -1,0 +1,258 @@
+"""Site file -> validated `SiteConfig`, or every problem with its file, line and column.
+
+An integrator fixing a file wants all the problems at once, each saying where it is, which
+field, what was expected and what was found, and a hint when a key is misspelt. Nothing here
+raises a traceback at the user: every failure becomes a `Problem`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from drivers.modbus.config import ModbusTcpDevice
+
+from .catalogue import (
+    BUILTIN_CATALOGUE,
+    apply_point_defaults,
+    catalogue_dirs,
+    find_model,
+    known_models,
+    merge_model,
+)
+from .located import Located, Mark, Path_, YamlSyntaxError, read_yaml
+from .schema import SiteConfig
+
+__all__ = ["ConfigError", "Problem", "load_model", "load_site"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    mark: Mark
+    field: str
+    """The field path as written in the file, e.g. `devices[main-meter].points.power_kw.scale`."""
+    message: str
+
+    def __str__(self) -> str:
+        field = f"{self.field}: " if self.field else ""
+        return f"{self.mark}: {field}{self.message}"
+
+
+class ConfigError(Exception):
+    """The site file cannot be used; `problems` lists every reason found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        count = len(problems)
+        super().__init__(
+            f"{count} problem{'s' if count != 1 else ''} in the configuration:\n"
+            + "\n".join(f"  {p}" for p in problems)
+        )
+
+
+def load_site(path: Path | str, *, environ: dict[str, str] | None = None) -> SiteConfig:
+    """Read, resolve catalogue models, and validate a site file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([Problem(Mark(str(path), 1, 1), "", "no such file")])
+    try:
+        doc = read_yaml(path, environ=environ)
+    except YamlSyntaxError as exc:
+        raise ConfigError([Problem(exc.mark, "", f"invalid YAML: {exc.problem}")]) from None
+    if not isinstance(doc.data, dict):
+        raise ConfigError([Problem(Mark(str(path), 1, 1), "", "expected a mapping at the top")])
+
+    problems = [Problem(_mark(doc, p), _field_path(doc.data, p), m) for p, m in doc.env_problems]
+    problems += _resolve_models(doc, path)
+    try:
+        config = SiteConfig.model_validate(doc.data)
+    except ValidationError as exc:
+        problems += [_problem(doc, error) for error in exc.errors()]
+        raise ConfigError(_ordered(problems)) from None
+    if problems:
+        raise ConfigError(_ordered(problems))
+    return config
+
+
+def load_model(model: str, *, catalogue: Path | None = None) -> ModbusTcpDevice:
+    """A catalogue model as a device (host `model`), validated like a site's device.
+
+    The simulators serve catalogue maps with it, and a test validates every catalogue file.
+    """
+    directory = catalogue or BUILTIN_CATALOGUE
+    doc = Located({"devices": [{"driver": "modbus-tcp", "name": "model", "host": "model",
+                                "model": model}]})
+    doc.values[()] = Mark(str(directory / f"{model}.yaml"), 1, 1)
+    problems = _resolve_models(doc, directory / "site.yaml", dirs=[directory])
+    try:
+        device = ModbusTcpDevice.model_validate(doc.data["devices"][0])
+    except ValidationError as exc:
+        problems += [_problem(doc, {**e, "loc": ("devices", 0, *e["loc"])}) for e in exc.errors()]
+        raise ConfigError(_ordered(problems)) from None
+    if problems:
+        raise ConfigError(_ordered(problems))
+    return device
+
+
+def _resolve_models(doc: Located, site_file: Path, *,
+                    dirs: list[Path] | None = None) -> list[Problem]:
+    devices = doc.data.get("devices")
+    if not isinstance(devices, list):
+        return []
+    dirs = dirs if dirs is not None else catalogue_dirs(site_file)
+    problems: list[Problem] = []
+    for index, device in enumerate(devices):
+        path: Path_ = ("devices", index)
+        if not isinstance(device, dict):
+            continue
+        model = device.get("model")
+        if model is None:
+            apply_point_defaults(device)
+            continue
+        model_path = (*path, "model")
+        found = find_model(str(model), dirs) if isinstance(model, str) else None
+        if found is None:
+            hint = _did_you_mean(str(model), known_models(dirs))
+            problems.append(Problem(
+                _mark(doc, model_path), _field_path(doc.data, model_path),
+                f"unknown device model {model!r}; the catalogue ({', '.join(map(str, dirs))}) "
+                f"has: {', '.join(known_models(dirs)) or 'nothing'}{hint}"))
+            continue
+        try:
+            catalogue = read_yaml(found)
+        except YamlSyntaxError as exc:
+            problems.append(Problem(exc.mark, "", f"invalid YAML in catalogue: {exc.problem}"))
+            continue
+        for issue in merge_model(doc, path, catalogue):
+            source = issue.in_catalogue or doc
+            problems.append(Problem(_mark(source, issue.path), ".".join(map(str, issue.path)),
+                                    issue.message))
+    return problems
+
+
+def _problem(doc: Located, error: Any) -> Problem:
+    loc: tuple[str | int, ...] = tuple(error["loc"])
+    path = _data_path(doc.data, loc)
+    kind = error["type"]
+    found = error.get("input")
+    if kind == "extra_forbidden":
+        key = str(path[-1])
+        allowed = _allowed_keys(doc.data, path[:-1])
+        hint = _did_you_mean(key, allowed)
+        listing = f"; expected one of: {', '.join(sorted(allowed))}" if allowed else ""
+        message = f"unknown field {key!r}{hint}{listing}"
+        return Problem(_mark(doc, path, key=True), _field_path(doc.data, path), message)
+    if kind == "missing":
+        return Problem(_mark(doc, path[:-1]), _field_path(doc.data, path),
+                       "required field is missing")
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        message = (f"unknown {ctx.get('discriminator', 'tag').strip(chr(39))} "
+                   f"{ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}")
+        field = (*path, "driver")
+        return Problem(_mark(doc, field), _field_path(doc.data, field), message)
+    if kind == "string_pattern_mismatch":
+        pattern = error.get("ctx", {}).get("pattern", "")
+        return Problem(_mark(doc, path), _field_path(doc.data, path),
+                       f"expected text matching {pattern} (lower-case letters, digits, '-', '_' "
+                       f"for names); found {found!r}")
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    if message.startswith("Input should be"):
+        message = "expected" + message.removeprefix("Input should be")
+    if kind not in ("value_error", "assertion_error") and not isinstance(found, dict | list):
+        message += f"; found {found!r}"
+    return Problem(_mark(doc, path), _field_path(doc.data, path), message)
+
+
+def _data_path(data: Any, loc: tuple[str | int, ...]) -> Path_:
+    """Pydantic's loc with union tags removed: the path as it stands in the data."""
+    path: list[str | int] = []
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        elif isinstance(data, dict) and part not in data and loc[-1] == part:
+            pass  # a key that is missing or unknown: it ends the path
+        else:
+            continue  # a discriminator tag that pydantic inserts for unions
+        path.append(part)
+    return tuple(path)
+
+
+def _mark(doc: Located, path: Path_, *, key: bool = False) -> Mark:
+    return doc.mark_for(path, key=key) or Mark("?", 1, 1)
+
+
+def _field_path(data: Any, path: Path_) -> str:
+    """`devices[main-meter].port`: devices are named by their name, which is what people know."""
+    parts: list[str] = []
+    for part in path:
+        if isinstance(part, int):
+            name = data[part].get("name") if isinstance(data, list) and isinstance(
+                data[part], dict) else None
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{name or part}]"]
+        else:
+            parts.append(str(part))
+        if isinstance(data, dict | list):
+            try:
+                data = data[part]  # type: ignore[index]
+            except (KeyError, IndexError, TypeError):
+                data = None
+    return ".".join(parts)
+
+
+def _allowed_keys(data: Any, path: Path_) -> list[str]:
+    """The field names of the model that validates the mapping at `path`."""
+    annotation: Any = SiteConfig
+    for part in path:
+        annotation = _choose(annotation, data)
+        if annotation is None:
+            return []
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        elif get_origin(annotation) in (list, tuple, dict):
+            args = get_args(annotation)
+            annotation = args[-1] if get_origin(annotation) is dict else args[0]
+        data = data[part] if isinstance(data, dict | list) else None
+    annotation = _choose(annotation, data)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _choose(annotation: Any, data: Any) -> Any:
+    """Unwrap Annotated and Optional; pick a union member by its `driver` tag."""
+    while get_origin(annotation) is typing.Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        for member in members:
+            field = getattr(member, "model_fields", {}).get("driver")
+            if field is not None and isinstance(data, dict) and data.get("driver") in get_args(
+                    field.annotation):
+                return member
+        return members[0] if len(members) == 1 else None
+    return annotation
+
+
+def _did_you_mean(word: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _ordered(problems: list[Problem]) -> list[Problem]:
+    """Unique, in file order: the site file first, then any catalogue file."""
+    unique = {str(p): p for p in problems}.values()
+    return sorted(unique, key=lambda p: (p.mark.file, p.mark.line, p.mark.column))

@@ -1,0 +1,91 @@
+"""The site file: one factory's gateway, its broker, its devices and its summaries.
+
+`driver:` picks the device's model from a discriminated union; a new protocol adds its
+config model to `Device`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, PositiveFloat, SecretStr, field_validator
+
+from drivers.modbus.config import ModbusTcpDevice
+
+from .base import Name, StrictModel
+
+__all__ = ["BrokerConfig", "Device", "SiteConfig", "SiteInfo", "SummaryConfig"]
+
+Device = Annotated[ModbusTcpDevice, Field(discriminator="driver")]
+
+
+class SiteInfo(StrictModel):
+    name: Name
+    """The factory's id in the park, e.g. `press-shop`; the MQTT topics carry it."""
+    park: Name
+    """The park's id, e.g. `binh-duong-1`."""
+    timezone: str = "Asia/Ho_Chi_Minh"
+    """IANA zone of the site; tariff hours and daily figures follow it."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+
+class BrokerConfig(StrictModel):
+    """The park's central MQTT broker."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    """Write `${MQTT_PASSWORD}` and set the variable; never the secret itself."""
+    client_id: str | None = None
+    """Defaults to `edge-<park>-<site>`."""
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    topic_prefix: str = "energy/v1"
+    reconnect_initial_s: PositiveFloat = 1.0
+    reconnect_max_s: PositiveFloat = 60.0
+
+    @field_validator("username", "password", "client_id", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`${MQTT_USERNAME:-}` with the variable unset means "no username", not ""."""
+        return None if value == "" else value
+
+
+class SummaryConfig(StrictModel):
+    interval_s: int = Field(default=60, ge=1, le=3600)
+    """Length of one summary; intervals are aligned to multiples of it since midnight UTC."""
+    settle_s: float = Field(default=2.0, ge=0, le=60)
+    """How long after an interval ends the summary waits for the boundary's readings."""
+
+    @field_validator("interval_s")
+    @classmethod
+    def _divides_day(cls, value: int) -> int:
+        if 86400 % value:
+            raise ValueError("must divide a day (86400 s) so that intervals align every day")
+        return value
+
+
+class SiteConfig(StrictModel):
+    site: SiteInfo
+    broker: BrokerConfig = BrokerConfig()
+    summary: SummaryConfig = SummaryConfig()
+    devices: list[Device] = Field(min_length=1)
+
+    @field_validator("devices")
+    @classmethod
+    def _unique_device_names(cls, devices: list[Device]) -> list[Device]:
+        seen: set[str] = set()
+        for device in devices:
+            if device.name in seen:
+                raise ValueError(f"two devices are named {device.name!r}; names must be unique")
+            seen.add(device.name)
+        return devices

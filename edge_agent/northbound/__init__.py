@@ -1,0 +1,1 @@
+"""Northbound: payloads for the park, the outbox that keeps them, the MQTT publisher."""

@@ -1,0 +1,118 @@
+"""The only module that imports aiomqtt: drains the outbox into the park's broker.
+
+A message is acknowledged to the outbox only after the broker's PUBACK (QoS 1), so a
+connection lost mid-batch leaves the unacknowledged rest in the outbox, to be sent again, in
+order, after the reconnect. The status topic is retained: `online` on connect, and the
+broker publishes the Last Will `offline` if the agent disappears without saying goodbye.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiomqtt
+
+from edge_agent import __version__
+from edge_agent.backoff import Backoff
+from edge_agent.clock import Clock
+from edge_agent.config.schema import BrokerConfig, SiteInfo
+
+from .outbox import Outbox
+from .payloads import Status
+from .topics import Topics
+
+__all__ = ["MqttPublisher", "PublishStats"]
+
+log = logging.getLogger(__name__)
+
+_BATCH = 100
+_CLOSE_TIMEOUT_S = 2.0
+
+
+@dataclass(slots=True)
+class PublishStats:
+    connected: bool = False
+    published: int = 0
+    connects: int = 0
+    failures: int = 0
+    last_error: str | None = None
+
+
+class MqttPublisher:
+    def __init__(self, broker: BrokerConfig, site: SiteInfo, outbox: Outbox, clock: Clock,
+                 backoff: Backoff | None = None) -> None:
+        self._broker = broker
+        self._site = site
+        self._outbox = outbox
+        self._clock = clock
+        self._backoff = backoff or Backoff(broker.reconnect_initial_s, broker.reconnect_max_s)
+        self._topics = Topics(broker.topic_prefix, site.park, site.name)
+        self.stats = PublishStats()
+
+    def _status(self, state: str, at: datetime) -> bytes:
+        status = Status(state=state, park=self._site.park, site=self._site.name,  # type: ignore[arg-type]
+                        agent_version=__version__, at=at)
+        return status.model_dump_json(by_alias=True).encode()
+
+    def _client(self) -> aiomqtt.Client:
+        password = self._broker.password.get_secret_value() if self._broker.password else None
+        return aiomqtt.Client(
+            self._broker.host,
+            self._broker.port,
+            identifier=self._broker.client_id or f"edge-{self._site.park}-{self._site.name}",
+            username=self._broker.username,
+            password=password,
+            keepalive=self._broker.keepalive_s,
+            will=aiomqtt.Will(self._topics.status, self._status("offline", self._clock.now()),
+                              qos=1, retain=True),
+            timeout=10,
+        )
+
+    async def run(self) -> None:
+        """Publish until cancelled; on cancellation say `offline` within a bounded time."""
+        while True:
+            try:
+                async with self._client() as client:
+                    self.stats.connected = True
+                    self.stats.connects += 1
+                    self._backoff.reset()
+                    log.info("connected to broker %s:%d", self._broker.host, self._broker.port)
+                    try:
+                        await client.publish(self._topics.status,
+                                             self._status("online", self._clock.now()),
+                                             qos=1, retain=True)
+                        await self._drain(client)
+                    except asyncio.CancelledError:
+                        await self._goodbye(client)
+                        raise
+            except aiomqtt.MqttError as exc:
+                self.stats.connected = False
+                self.stats.failures += 1
+                self.stats.last_error = str(exc)
+                delay = self._backoff.next_delay_s()
+                log.warning("broker %s:%d: %s; %d waiting in the outbox; retrying in %.1f s",
+                            self._broker.host, self._broker.port, exc, self._outbox.depth(),
+                            delay)
+                await self._clock.sleep(delay)
+            finally:
+                self.stats.connected = False
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        while True:
+            batch = await self._outbox.take(_BATCH)
+            for message in batch:
+                await client.publish(message.topic, message.payload, qos=1)
+                await self._outbox.ack([message.id])
+                self.stats.published += 1
+
+    async def _goodbye(self, client: aiomqtt.Client) -> None:
+        try:
+            async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                await client.publish(self._topics.status,
+                                     self._status("offline", self._clock.now()),
+                                     qos=1, retain=True)
+        except (aiomqtt.MqttError, TimeoutError):
+            pass  # the broker's Last Will says offline for us

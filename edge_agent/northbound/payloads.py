@@ -1,0 +1,71 @@
+"""What the agent publishes: versioned payload models with a JSON Schema.
+
+The park operator's side is written against these; a breaking change bumps `schema`'s
+version. Field names carry their units.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["DeviceSummary", "LatestValue", "Status"]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class LatestValue(_Payload):
+    value: float | bool | None
+    quality: Literal["good", "bad", "stale"]
+    at: datetime
+
+
+class DeviceSummary(_Payload):
+    """One device over one interval [interval_start, interval_end)."""
+
+    schema_: Literal["edge-agent/device-summary/1"] = Field(
+        default="edge-agent/device-summary/1", alias="schema")
+    park: str
+    site: str
+    device: str
+    model: str | None
+    seq: int
+    """Per agent, +1 for every summary; a subscriber drops a seq it has already seen."""
+    interval_start: datetime
+    interval_end: datetime
+    energy_import_kwh: float | None
+    """Import energy in the interval: the energy register's value at the end boundary minus
+    its value at the start boundary (the last good reading at or before each). None when
+    either boundary has no good reading."""
+    energy_export_kwh: float | None
+    energy_import_start_kwh: float | None
+    """The register value used for the start boundary, for audit."""
+    energy_import_end_kwh: float | None
+    power_avg_kw: float | None
+    """Mean of the good active-power readings in the interval."""
+    power_max_kw: float | None
+    power_min_kw: float | None
+    power_factor: float | None
+    """The last good power-factor reading of the interval."""
+    samples: int
+    """Readings taken of all points in the interval."""
+    good_ratio: float | None
+    """Share of those readings that were good (0 to 1)."""
+    latest: dict[str, LatestValue]
+    """The last reading of every point in the interval."""
+
+
+class Status(_Payload):
+    """Retained on the status topic: `online` when connected; the broker's Last Will says
+    `offline` when the agent vanishes."""
+
+    schema_: Literal["edge-agent/status/1"] = Field(default="edge-agent/status/1", alias="schema")
+    state: Literal["online", "offline"]
+    park: str
+    site: str
+    agent_version: str
+    at: datetime

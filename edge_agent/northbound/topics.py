@@ -1,0 +1,32 @@
+"""The topic scheme, one place: a whole park on one broker.
+
+    energy/v1/<park>/<site>/status                     retained, online / offline (Last Will)
+    energy/v1/<park>/<site>/devices/<device>/summary   one per device per interval, QoS 1
+
+The park operator subscribes `energy/v1/<park>/+/devices/+/summary` for every factory's
+devices, or `energy/v1/<park>/+/status` for which gateways are up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Topics"]
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    prefix: str
+    park: str
+    site: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}/{self.park}/{self.site}"
+
+    @property
+    def status(self) -> str:
+        return f"{self.base}/status"
+
+    def device_summary(self, device: str) -> str:
+        return f"{self.base}/devices/{device}/summary"

@@ -1,0 +1,179 @@
+"""Interval accounting: readings in, one summary per device per interval out.
+
+Intervals are aligned to multiples of their length since the epoch, so every agent of a
+park closes the same intervals at the same instants. The summary for [start, end) is built
+`settle_s` after `end`, when the poll at `end` has surely landed:
+
+- power statistics use the good readings stamped in [start, end);
+- interval energy is the energy register's boundary value at `end` minus that at `start`,
+  where a boundary value is the last good reading at or before the boundary. Register deltas
+  (not integrated power) are what the utility bills, and they lose nothing when a poll fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from drivers.modbus.config import ModbusTcpDevice
+
+from .clock import Clock, next_boundary
+from .config.schema import SiteConfig
+from .model import Quality, Reading
+from .northbound.outbox import Outbox
+from .northbound.payloads import DeviceSummary, LatestValue
+from .northbound.topics import Topics
+
+__all__ = ["Summariser"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    """Accumulators of one device over one interval."""
+
+    power_sum_kw: float = 0.0
+    power_count: int = 0
+    power_max_kw: float | None = None
+    power_min_kw: float | None = None
+    power_factor: float | None = None
+    samples: int = 0
+    good: int = 0
+    latest: dict[str, Reading] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _DeviceBook:
+    device: ModbusTcpDevice
+    roles: dict[str, str]
+    """point id -> role"""
+    buckets: dict[datetime, _Bucket] = field(default_factory=dict)
+    energy: dict[str, deque[tuple[datetime, float]]] = field(default_factory=dict)
+    """role -> recent good energy readings (time, kWh), oldest first."""
+
+
+class Summariser:
+    def __init__(self, config: SiteConfig, clock: Clock, outbox: Outbox, *,
+                 first_seq: int = 1) -> None:
+        self._clock = clock
+        self._outbox = outbox
+        self._interval = timedelta(seconds=config.summary.interval_s)
+        self._settle = timedelta(seconds=config.summary.settle_s)
+        self._topics = Topics(config.broker.topic_prefix, config.site.park, config.site.name)
+        self._site = config.site
+        self._seq = first_seq
+        self._books: dict[str, _DeviceBook] = {}
+        self._device_of: dict[str, _DeviceBook] = {}
+        for device in config.devices:
+            roles = {f"{device.name}/{n}": p.role for n, p in device.points.items() if p.role}
+            book = _DeviceBook(device, roles)
+            self._books[device.name] = book
+            for name in device.points:
+                self._device_of[f"{device.name}/{name}"] = book
+
+    def on_readings(self, readings: list[Reading]) -> None:
+        """ProcessImage listener: file each reading under its device and interval."""
+        for reading in readings:
+            book = self._device_of.get(reading.point)
+            if book is None:
+                continue
+            bucket = book.buckets.setdefault(self._interval_start(reading.at), _Bucket())
+            self._add(book, bucket, reading)
+
+    async def run(self) -> None:
+        """Close each interval `settle_s` after it ends, until cancelled."""
+        end = next_boundary(self._clock.now(), self._interval.total_seconds())
+        while True:
+            await self._clock.sleep_until(end + self._settle)
+            await self.close_interval(end - self._interval, end)
+            end += self._interval
+
+    async def close_interval(self, start: datetime, end: datetime) -> None:
+        for book in self._books.values():
+            summary = self._summarise(book, start, end)
+            self._seq += 1
+            await self._outbox.put(self._topics.device_summary(book.device.name),
+                                   summary.model_dump_json(by_alias=True).encode())
+
+    def _interval_start(self, at: datetime) -> datetime:
+        seconds = self._interval.total_seconds()
+        return datetime.fromtimestamp(at.timestamp() // seconds * seconds, UTC)
+
+    def _add(self, book: _DeviceBook, bucket: _Bucket, reading: Reading) -> None:
+        bucket.samples += 1
+        bucket.latest[reading.point] = reading
+        if reading.quality is not Quality.GOOD or isinstance(reading.value, bool):
+            return
+        bucket.good += 1
+        value = float(reading.value) if reading.value is not None else 0.0
+        role = book.roles.get(reading.point)
+        if role == "active_power_kw":
+            bucket.power_sum_kw += value
+            bucket.power_count += 1
+            bucket.power_max_kw = value if bucket.power_max_kw is None else max(
+                bucket.power_max_kw, value)
+            bucket.power_min_kw = value if bucket.power_min_kw is None else min(
+                bucket.power_min_kw, value)
+        elif role == "power_factor":
+            bucket.power_factor = value
+        elif role in ("import_energy_kwh", "export_energy_kwh"):
+            history = book.energy.setdefault(role, deque(maxlen=4096))
+            history.append((reading.at, value))
+
+    def _boundary(self, book: _DeviceBook, role: str, at: datetime) -> float | None:
+        value = None
+        for when, kwh in book.energy.get(role, ()):
+            if when > at:
+                break
+            value = kwh
+        return value
+
+    def _delta(self, book: _DeviceBook, role: str, start: datetime, end: datetime,
+               ) -> tuple[float | None, float | None, float | None]:
+        first, last = self._boundary(book, role, start), self._boundary(book, role, end)
+        if first is None or last is None:
+            return None, first, last
+        if last < first:
+            log.warning("%s: %s went backwards (%.3f -> %.3f kWh): meter reset or replaced",
+                        book.device.name, role, first, last)
+            return None, first, last
+        return last - first, first, last
+
+    def _summarise(self, book: _DeviceBook, start: datetime, end: datetime) -> DeviceSummary:
+        bucket = book.buckets.pop(start, _Bucket())
+        for stale in [s for s in book.buckets if s < start]:
+            del book.buckets[stale]
+        imported, first, last = self._delta(book, "import_energy_kwh", start, end)
+        exported, _, _ = self._delta(book, "export_energy_kwh", start, end)
+        for history in book.energy.values():
+            # Keep only what the next boundary can still need: the last reading at or
+            # before `end`, and everything after it.
+            while len(history) > 1 and history[1][0] <= end:
+                history.popleft()
+        return DeviceSummary(
+            park=self._site.park,
+            site=self._site.name,
+            device=book.device.name,
+            model=book.device.model,
+            seq=self._seq,
+            interval_start=start,
+            interval_end=end,
+            energy_import_kwh=imported,
+            energy_export_kwh=exported,
+            energy_import_start_kwh=first,
+            energy_import_end_kwh=last,
+            power_avg_kw=bucket.power_sum_kw / bucket.power_count if bucket.power_count else None,
+            power_max_kw=bucket.power_max_kw,
+            power_min_kw=bucket.power_min_kw,
+            power_factor=bucket.power_factor,
+            samples=bucket.samples,
+            good_ratio=bucket.good / bucket.samples if bucket.samples else None,
+            latest={
+                point.split("/", 1)[1]: LatestValue(value=r.value, quality=r.quality.value,
+                                                    at=r.at)
+                for point, r in sorted(bucket.latest.items())
+            },
+        )

@@ -1,0 +1,1 @@
+"""Simulated plant equipment served over the real protocols, on the injectable clock."""

@@ -1,0 +1,48 @@
+"""Shared fixtures: free loopback ports, a real Mosquitto, a simulated SDM630 meter."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from edge_agent.clock import SimClock
+from edge_agent.config.loader import load_model
+from simulators.broker import MosquittoBroker, find_mosquitto
+from simulators.meter import MeterModel
+from simulators.modbus_server import ModbusSimulator, SimulatedUnit
+
+START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def clock() -> SimClock:
+    return SimClock(START)
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[MosquittoBroker]:
+    if find_mosquitto() is None:
+        pytest.fail("mosquitto is not installed: the README's test command installs it")
+    async with MosquittoBroker(free_port()) as running:
+        yield running
+
+
+@pytest.fixture
+def meter(clock: SimClock) -> MeterModel:
+    return MeterModel(clock, base_kw=180.0, seed=7)
+
+
+@pytest.fixture
+async def meter_server(meter: MeterModel) -> AsyncIterator[ModbusSimulator]:
+    points = load_model("eastron-sdm630").points
+    async with ModbusSimulator([SimulatedUnit(1, points, meter.values)]) as server:
+        yield server

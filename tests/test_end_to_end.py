@@ -12,7 +12,7 @@ import aiomqtt
 
 from edge_agent.agent import Agent
 from edge_agent.clock import SimClock
-from edge_agent.config import load_site
+from edge_agent.config.loader import load_site
 from simulators.broker import MosquittoBroker
 from simulators.meter import MeterModel
 from simulators.modbus_server import ModbusSimulator

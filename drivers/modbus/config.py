@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, PositiveFloat, model_validator
+from pydantic import Field, PositiveFloat, ValidationInfo, field_validator, model_validator
 
 from edge_agent.config.base import Name, StrictModel
 
@@ -81,16 +81,21 @@ class ModbusTcpDevice(StrictModel):
     """A value older than this is stale; defaults to three poll intervals of the point."""
     points: dict[Name, ModbusPoint] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _intervals(self) -> Self:
-        for name, point in self.points.items():
+    @field_validator("points")
+    @classmethod
+    def _intervals(cls, points: dict[str, ModbusPoint],
+                   info: ValidationInfo) -> dict[str, ModbusPoint]:
+        base = info.data.get("poll_interval_s")
+        if base is None:
+            return points
+        for name, point in points.items():
             interval = point.poll_interval_s
             if interval is None:
                 continue
-            ratio = interval / self.poll_interval_s
+            ratio = interval / base
             if ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
                 raise ValueError(
                     f"point {name}: poll_interval_s {interval:g} must be a whole multiple of "
-                    f"the device's poll_interval_s {self.poll_interval_s:g}"
+                    f"the device's poll_interval_s {base:g}"
                 )
-        return self
+        return points

@@ -1,6 +1,3 @@
-"""Site configuration: schema, loading with located errors, and the device catalogue."""
-
-from .loader import ConfigError, Problem, load_site
-from .schema import SiteConfig
-
-__all__ = ["ConfigError", "Problem", "SiteConfig", "load_site"]
+"""Site configuration: schema (`schema`), loading with located errors (`loader`), and the
+device catalogue (`catalogue`). Nothing is imported here, so that driver config models can
+build on `config.base` without an import cycle."""

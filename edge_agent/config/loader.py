@@ -69,11 +69,16 @@ def load_site(path: Path | str, *, environ: dict[str, str] | None = None) -> Sit
         raise ConfigError([Problem(Mark(str(path), 1, 1), "", "expected a mapping at the top")])
 
     problems = [Problem(_mark(doc, p), _field_path(doc.data, p), m) for p, m in doc.env_problems]
-    problems += _resolve_models(doc, path)
+    model_problems = _resolve_models(doc, path)
+    problems += model_problems
     try:
         config = SiteConfig.model_validate(doc.data)
     except ValidationError as exc:
-        problems += [_problem(doc, error) for error in exc.errors()]
+        # A device whose model is unknown lacks the model's fields: say so once, not per field.
+        unresolved = {p.field.removesuffix(".model") for p in model_problems}
+        problems += [p for p in _problems(doc, exc.errors())
+                     if not (p.message == "required field is missing"
+                             and p.field.rsplit(".", 1)[0] in unresolved)]
         raise ConfigError(_ordered(problems)) from None
     if problems:
         raise ConfigError(_ordered(problems))
@@ -93,7 +98,7 @@ def load_model(model: str, *, catalogue: Path | None = None) -> ModbusTcpDevice:
     try:
         device = ModbusTcpDevice.model_validate(doc.data["devices"][0])
     except ValidationError as exc:
-        problems += [_problem(doc, {**e, "loc": ("devices", 0, *e["loc"])}) for e in exc.errors()]
+        problems += _problems(doc, [{**e, "loc": ("devices", 0, *e["loc"])} for e in exc.errors()])
         raise ConfigError(_ordered(problems)) from None
     if problems:
         raise ConfigError(_ordered(problems))
@@ -136,10 +141,27 @@ def _resolve_models(doc: Located, site_file: Path, *,
     return problems
 
 
+def _problems(doc: Located, errors: list[Any]) -> list[Problem]:
+    """Map pydantic's errors; a "missing" key that a misspelt key's hint already names is
+    left out, so `adress: 4` gives one problem, not two."""
+    hinted: set[Path_] = set()
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            path = _data_path(doc.data, tuple(error["loc"]), error["type"])
+            for word in difflib.get_close_matches(str(path[-1]),
+                                                  _allowed_keys(doc.data, path[:-1]), 1, 0.6):
+                hinted.add((*path[:-1], word))
+    return [
+        _problem(doc, error) for error in errors
+        if not (error["type"] == "missing"
+                and _data_path(doc.data, tuple(error["loc"]), "missing") in hinted)
+    ]
+
+
 def _problem(doc: Located, error: Any) -> Problem:
     loc: tuple[str | int, ...] = tuple(error["loc"])
-    path = _data_path(doc.data, loc)
     kind = error["type"]
+    path = _data_path(doc.data, loc, kind)
     found = error.get("input")
     if kind == "extra_forbidden":
         key = str(path[-1])
@@ -172,16 +194,16 @@ def _problem(doc: Located, error: Any) -> Problem:
     return Problem(_mark(doc, path), _field_path(doc.data, path), message)
 
 
-def _data_path(data: Any, loc: tuple[str | int, ...]) -> Path_:
+def _data_path(data: Any, loc: tuple[str | int, ...], kind: str) -> Path_:
     """Pydantic's loc with union tags removed: the path as it stands in the data."""
     path: list[str | int] = []
-    for part in loc:
+    for index, part in enumerate(loc):
         if isinstance(data, dict) and part in data:
             data = data[part]
         elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
             data = data[part]
-        elif isinstance(data, dict) and part not in data and loc[-1] == part:
-            pass  # a key that is missing or unknown: it ends the path
+        elif kind == "missing" and index == len(loc) - 1:
+            pass  # the missing key ends the path
         else:
             continue  # a discriminator tag that pydantic inserts for unions
         path.append(part)

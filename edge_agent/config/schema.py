@@ -83,9 +83,10 @@ class SiteConfig(StrictModel):
     @field_validator("devices")
     @classmethod
     def _unique_device_names(cls, devices: list[Device]) -> list[Device]:
-        seen: set[str] = set()
-        for device in devices:
+        seen: dict[str, int] = {}
+        for index, device in enumerate(devices):
             if device.name in seen:
-                raise ValueError(f"two devices are named {device.name!r}; names must be unique")
-            seen.add(device.name)
+                raise ValueError(f"two devices are named {device.name!r} (entries "
+                                 f"{seen[device.name] + 1} and {index + 1}); names must be unique")
+            seen[device.name] = index
         return devices

@@ -1,0 +1,189 @@
+"""`edge-agent demo`: a simulated meter, a broker, the agent, and a live view of both ends.
+
+The meter simulator listens on a free loopback port and the site's devices are pointed at
+it. If nothing listens at the site's broker address, an embedded broker is started there
+(Mosquitto when installed, else amqtt). A separate MQTT subscriber shows the summaries as
+the park would receive them, so the view proves the whole path, not just the agent's side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from simulators.broker import MosquittoBroker, find_mosquitto, is_listening
+from simulators.meter import MeterModel
+from simulators.modbus_server import ModbusSimulator, SimulatedUnit
+
+from .agent import Agent
+from .clock import SystemClock
+from .config.loader import load_site
+from .config.schema import SiteConfig
+from .northbound.topics import Topics
+from .supervisor import run_until_signalled
+
+__all__ = ["run_demo"]
+
+log = logging.getLogger(__name__)
+_SHOWN = ("total_power_kw", "voltage_l1_v", "current_l1_a", "total_power_factor",
+          "frequency_hz", "import_energy_kwh")
+
+
+@contextlib.asynccontextmanager
+async def _broker(host: str, port: int, console: Console) -> AsyncIterator[str]:
+    if await is_listening(host, port):
+        yield f"existing broker at {host}:{port}"
+        return
+    if find_mosquitto() is not None:
+        async with MosquittoBroker(port):
+            yield f"embedded Mosquitto at 127.0.0.1:{port}"
+        return
+    from amqtt.broker import Broker
+
+    logging.getLogger("amqtt").setLevel(logging.WARNING)
+    broker = Broker({
+        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {
+            "allow_anonymous": True}},
+    })
+    await broker.start()
+    console.print("[yellow]Mosquitto is not installed: using the embedded amqtt broker")
+    try:
+        yield f"embedded amqtt at 127.0.0.1:{port}"
+    finally:
+        await broker.shutdown()
+
+
+async def run_demo(site: Path, *, duration_s: float | None = None) -> int:
+    console = Console()
+    config = load_site(site)
+    clock = SystemClock()
+    units = []
+    for unit_id, device in enumerate(config.devices, start=1):
+        meter = MeterModel(clock, base_kw=150.0 + 40 * unit_id, seed=unit_id)
+        units.append(SimulatedUnit(unit_id, device.points, meter.values))
+    received: deque[dict[str, Any]] = deque(maxlen=6)
+
+    async with ModbusSimulator(units) as simulator, _broker(
+            config.broker.host, config.broker.port, console) as broker_text:
+        # One simulator serves every demo device, each as its own unit id.
+        devices = [d.model_copy(update={"host": "127.0.0.1", "port": simulator.port,
+                                        "unit": i}) for i, d in enumerate(config.devices, 1)]
+        config = config.model_copy(update={"devices": devices})
+        agent = Agent(config, clock)
+        console.print(f"[bold]edge-agent demo[/]: site {config.site.park}/{config.site.name}; "
+                      f"meter simulator on 127.0.0.1:{simulator.port}; {broker_text}; "
+                      f"summaries every {config.summary.interval_s} s. Ctrl-C to stop.")
+
+        async def main(stop: asyncio.Event) -> None:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(agent.run(stop), name="agent")
+                helpers = [
+                    group.create_task(_watch_broker(config, received), name="subscriber"),
+                    group.create_task(_show(console, agent, received), name="view"),
+                ]
+                if duration_s is not None:
+                    helpers.append(group.create_task(_stop_after(duration_s, stop), name="timer"))
+                await stop.wait()
+                for task in helpers:
+                    task.cancel()
+
+        await run_until_signalled(main)
+    console.print(f"Stopped. Summaries published: {agent.publisher.stats.published}; "
+                  f"still in the outbox: {agent.outbox.depth()}.")
+    return 0
+
+
+async def _stop_after(seconds: float, stop: asyncio.Event) -> None:
+    await asyncio.sleep(seconds)
+    stop.set()
+
+
+async def _watch_broker(config: SiteConfig, received: deque[dict[str, Any]]) -> None:
+    """Subscribe as the park would, and keep the last summaries that arrived."""
+    topics = Topics(config.broker.topic_prefix, config.site.park, config.site.name)
+    while True:
+        try:
+            async with aiomqtt.Client(config.broker.host, config.broker.port,
+                                      identifier=f"demo-viewer-{config.site.name}") as client:
+                await client.subscribe(f"{topics.base}/devices/+/summary", qos=1)
+                async for message in client.messages:
+                    received.appendleft(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
+        except aiomqtt.MqttError:
+            await asyncio.sleep(1.0)  # the embedded broker is starting or gone; try again
+
+
+async def _show(console: Console, agent: Agent, received: deque[dict[str, Any]]) -> None:
+    """Redraw once a second; on a terminal as a live table, elsewhere as log lines."""
+    seen_seq: set[int] = set()
+    with Live(console=console, auto_refresh=False, transient=False) if console.is_terminal \
+            else contextlib.nullcontext() as live:
+        while True:
+            now = agent.clock.now()
+            if live is not None:
+                live.update(_view(agent, received, now), refresh=True)
+            else:
+                for summary in reversed(received):
+                    if summary["seq"] not in seen_seq:
+                        seen_seq.add(summary["seq"])
+                        console.print("received at broker: " + _summary_line(summary))
+            await agent.clock.sleep(1.0)
+
+
+def _view(agent: Agent, received: deque[dict[str, Any]], now: datetime) -> Group:
+    readings = Table(title=f"Live readings  {now.astimezone(UTC):%H:%M:%S} UTC", expand=False)
+    readings.add_column("device")
+    for name in _SHOWN:
+        readings.add_column(name, justify="right")
+    readings.add_column("polls", justify="right")
+    readings.add_column("link")
+    for device, poller in zip(agent.config.devices, agent.pollers, strict=True):
+        cells = []
+        for name in _SHOWN:
+            reading = agent.image.get(f"{device.name}/{name}", now)
+            if reading is None:
+                cells.append("-")
+            elif reading.value is None:
+                cells.append(f"[red]{reading.quality.value}")
+            else:
+                cells.append(f"{float(reading.value):,.2f}")
+        link = "[green]up" if poller.stats.connected else "[red]down"
+        readings.add_row(device.name, *cells, str(poller.stats.cycles), link)
+
+    stats = agent.publisher.stats
+    broker = "[green]connected" if stats.connected else f"[red]down ({stats.last_error})"
+    summaries = Table(title=f"Summaries received at the broker (publisher {broker}[/], "
+                            f"published {stats.published}, outbox {agent.outbox.depth()})")
+    for column in ("seq", "device", "interval (UTC)", "energy kWh", "avg kW", "max kW",
+                   "good"):
+        summaries.add_column(column, justify="right")
+    for s in received:
+        summaries.add_row(*_summary_cells(s))
+    return Group(readings, summaries)
+
+
+def _summary_cells(s: dict[str, Any]) -> list[str]:
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    return [str(s["seq"]), s["device"], f"{s['interval_start'][11:19]}-{s['interval_end'][11:19]}",
+            num(s["energy_import_kwh"], ".3f"), num(s["power_avg_kw"], ".1f"),
+            num(s["power_max_kw"], ".1f"), num(s["good_ratio"], ".0%")]
+
+
+def _summary_line(s: dict[str, Any]) -> str:
+    seq, device, interval, energy, avg, peak, good = _summary_cells(s)
+    return (f"#{seq} {device} {interval}  energy {energy} kWh  avg {avg} kW  "
+            f"max {peak} kW  good {good}")

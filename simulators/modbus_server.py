@@ -76,9 +76,10 @@ class ModbusSimulator:
         for point in unit.points.values():
             width = 1 if point.table.is_bits else point.type.registers
             sizes[point.table] = max(sizes[point.table], point.address + width)
+        # Coils and discrete inputs are packed 16 to a register, bit 0 first.
         blocks = tuple(
-            [SimData(0, count=sizes[t], values=False if t.is_bits else 0,
-                     datatype=SimType.BITS if t.is_bits else SimType.REGISTERS)]
+            [SimData(0, count=-(-sizes[t] // 16), values=False, datatype=SimType.BITS)
+             if t.is_bits else SimData(0, count=sizes[t], values=0, datatype=SimType.REGISTERS)]
             for t in (Table.COIL, Table.DISCRETE_INPUT, Table.HOLDING, Table.INPUT)
         )
 
@@ -103,7 +104,9 @@ class ModbusSimulator:
                 continue
             value = values.get(name, 0)
             if point.table.is_bits:
-                registers[point.address - start] = int(bool(value))
+                index, mask = point.address // 16 - start, 1 << (point.address % 16)
+                registers[index] = (registers[index] | mask) if value else (
+                    registers[index] & ~mask)
                 continue
             raw = to_raw(value, point.type, point.scale, point.offset)
             if point.type is not DataType.BOOL and not point.type.is_float:

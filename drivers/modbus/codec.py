@@ -139,9 +139,13 @@ def encode(raw: int | float | bool, dtype: DataType, order: ByteOrder) -> list[i
     return _big_endian_to_wire(struct.pack(">" + fmt, raw), order)
 
 
-def to_engineering(raw: int | float | bool, scale: float, offset: float) -> float | bool:
-    """Raw register value to the point's unit: raw * scale + offset (bools pass through)."""
-    if isinstance(raw, bool):
+def to_engineering(raw: int | float | bool, scale: float, offset: float) -> int | float | bool:
+    """Raw register value to the point's unit: raw * scale + offset.
+
+    Unscaled integers stay integers: a 64-bit counter must not lose its last digits to a
+    float conversion.
+    """
+    if isinstance(raw, bool) or (scale == 1 and offset == 0):
         return raw
     return raw * scale + offset
 
@@ -150,6 +154,8 @@ def to_raw(value: float | bool, dtype: DataType, scale: float, offset: float) ->
     """The point's unit back to the raw value to write; integers are rounded to nearest."""
     if dtype is DataType.BOOL or isinstance(value, bool):
         return bool(value)
+    if isinstance(value, int) and scale == 1 and offset == 0:
+        return value
     raw = (value - offset) / scale
     if not math.isfinite(raw):
         raise CodecError(f"{value} is not a finite number")

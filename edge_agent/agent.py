@@ -37,8 +37,7 @@ def _stale_ages(devices: list[Device]) -> dict[str, timedelta]:
     for device in devices:
         for name, point in device.points.items():
             interval = point.poll_interval_s or device.poll_interval_s
-            ages[f"{device.name}/{name}"] = timedelta(
-                seconds=device.stale_after_s or 3 * interval)
+            ages[f"{device.name}/{name}"] = timedelta(seconds=device.stale_after_s or 3 * interval)
     return ages
 
 
@@ -54,15 +53,20 @@ class Agent:
         self.image = ProcessImage(_stale_ages(self.config.devices))
         self.drivers: list[Driver] = [make_driver(d) for d in self.config.devices]
         self.pollers = [
-            DevicePoller(driver, self.image, self.clock,
-                         Backoff(device.reconnect_initial_s, device.reconnect_max_s),
-                         site=self.config.site.name)
+            DevicePoller(
+                driver,
+                self.image,
+                self.clock,
+                Backoff(device.reconnect_initial_s, device.reconnect_max_s),
+                site=self.config.site.name,
+            )
             for driver, device in zip(self.drivers, self.config.devices, strict=True)
         ]
         self.summariser = Summariser(self.config, self.clock, self.outbox)
         self.image.subscribe(self.summariser.on_readings)
-        self.publisher = MqttPublisher(self.config.broker, self.config.site, self.outbox,
-                                       self.clock)
+        self.publisher = MqttPublisher(
+            self.config.broker, self.config.site, self.outbox, self.clock
+        )
         self.started = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -74,8 +78,9 @@ class Agent:
             producers.append(group.create_task(self.summariser.run(), name="summariser"))
             for task in producers:
                 self.clock.track(task)
-            publisher = (group.create_task(self.publisher.run(), name="publisher")
-                         if self.publish else None)
+            publisher = (
+                group.create_task(self.publisher.run(), name="publisher") if self.publish else None
+            )
             self.started.set()
             await stop.wait()
             log.info("stopping: %d summaries waiting in the outbox", self.outbox.depth())

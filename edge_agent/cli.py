@@ -16,9 +16,9 @@ from pathlib import Path
 from drivers.modbus.driver import plan_groups
 
 from .clock import SystemClock
+from .config.catalogue import BUILTIN_CATALOGUE
 from .config.loader import ConfigError, load_site
 from .config.schema import SiteConfig
-from .config.catalogue import BUILTIN_CATALOGUE
 
 __all__ = ["main"]
 
@@ -31,53 +31,76 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-agent",
         description="Factory energy edge agent: polls Modbus equipment and publishes "
-                    "energy summaries to the park's MQTT broker.",
+        "energy summaries to the park's MQTT broker.",
         epilog="Exit codes: 0 ok, 1 run-time failure, 2 configuration or usage error, "
-               "130 interrupted.",
-        formatter_class=raw)
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        "130 interrupted.",
+        formatter_class=raw,
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser(
-        "check", help="validate a site file and print what will be polled",
-        epilog="example:\n  edge-agent check configs/sites/demo-factory.yaml", formatter_class=raw)
+        "check",
+        help="validate a site file and print what will be polled",
+        epilog="example:\n  edge-agent check configs/sites/demo-factory.yaml",
+        formatter_class=raw,
+    )
     check.add_argument("site", type=Path)
 
     plan = commands.add_parser(
-        "plan", help="print the Modbus requests planned per device and poll group",
-        epilog="example:\n  edge-agent plan configs/sites/demo-factory.yaml", formatter_class=raw)
+        "plan",
+        help="print the Modbus requests planned per device and poll group",
+        epilog="example:\n  edge-agent plan configs/sites/demo-factory.yaml",
+        formatter_class=raw,
+    )
     plan.add_argument("site", type=Path)
 
     schema = commands.add_parser(
-        "schema", help="print the JSON Schema of the site file (or of the payloads)",
-        epilog="examples:\n  edge-agent schema > site.schema.json\n"
-               "  edge-agent schema --payloads", formatter_class=raw)
-    schema.add_argument("--payloads", action="store_true",
-                        help="the schemas of the published MQTT payloads instead")
+        "schema",
+        help="print the JSON Schema of the site file (or of the payloads)",
+        epilog="examples:\n  edge-agent schema > site.schema.json\n  edge-agent schema --payloads",
+        formatter_class=raw,
+    )
+    schema.add_argument(
+        "--payloads", action="store_true", help="the schemas of the published MQTT payloads instead"
+    )
 
     run = commands.add_parser(
-        "run", help="run the agent until SIGINT / SIGTERM",
+        "run",
+        help="run the agent until SIGINT / SIGTERM",
         epilog="example:\n  MQTT_PASSWORD=... edge-agent run /etc/edge-agent/site.yaml",
-        formatter_class=raw)
+        formatter_class=raw,
+    )
     run.add_argument("site", type=Path)
-    run.add_argument("--no-publish", action="store_true",
-                     help="poll and summarise, but do not connect to the broker")
+    run.add_argument(
+        "--no-publish",
+        action="store_true",
+        help="poll and summarise, but do not connect to the broker",
+    )
 
     demo = commands.add_parser(
-        "demo", help="simulated meter + embedded broker (if none runs) + agent, live",
+        "demo",
+        help="simulated meter + embedded broker (if none runs) + agent, live",
         epilog="examples:\n  edge-agent demo\n  edge-agent demo --duration 30",
-        formatter_class=raw)
+        formatter_class=raw,
+    )
     demo.add_argument("--site", type=Path, default=DEMO_SITE)
-    demo.add_argument("--duration", type=float, default=None,
-                      help="stop after this many seconds (default: until Ctrl-C)")
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: until Ctrl-C)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
     try:
         match args.command:
             case "check":
@@ -103,21 +126,27 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check(config: SiteConfig, path: Path) -> int:
     points = sum(len(d.points) for d in config.devices)
-    print(f"{path}: OK - site {config.site.park}/{config.site.name}, "
-          f"{len(config.devices)} device(s), {points} point(s), "
-          f"broker {config.broker.host}:{config.broker.port}, "
-          f"summaries every {config.summary.interval_s} s")
+    print(
+        f"{path}: OK - site {config.site.park}/{config.site.name}, "
+        f"{len(config.devices)} device(s), {points} point(s), "
+        f"broker {config.broker.host}:{config.broker.port}, "
+        f"summaries every {config.summary.interval_s} s"
+    )
     for device in config.devices:
-        print(f"\n{device.name} ({device.driver}"
-              f"{', model ' + device.model if device.model else ''}) "
-              f"{device.host}:{device.port} unit {device.unit}")
+        print(
+            f"\n{device.name} ({device.driver}"
+            f"{', model ' + device.model if device.model else ''}) "
+            f"{device.host}:{device.port} unit {device.unit}"
+        )
         for name, point in device.points.items():
             interval = point.poll_interval_s or device.poll_interval_s
             unit = f" [{point.unit}]" if point.unit else ""
             role = f"  role={point.role}" if point.role else ""
-            print(f"  {name:<22} {point.table.value:<14} {point.address:>5} "
-                  f"{point.type.value:<8} {point.byte_order.value}  every {interval:g} s"
-                  f"{unit}{role}")
+            print(
+                f"  {name:<22} {point.table.value:<14} {point.address:>5} "
+                f"{point.type.value:<8} {point.byte_order.value}  every {interval:g} s"
+                f"{unit}{role}"
+            )
     print()
     _print_plan(config)
     return EXIT_OK
@@ -128,8 +157,10 @@ def _print_plan(config: SiteConfig) -> None:
         total_per_s = 0.0
         print(f"{device.name}: planned requests")
         for group, requests in plan_groups(device):
-            print(f"  every {group.interval_s:g} s: {len(group.points)} points in "
-                  f"{len(requests)} request(s)")
+            print(
+                f"  every {group.interval_s:g} s: {len(group.points)} points in "
+                f"{len(requests)} request(s)"
+            )
             for request in requests:
                 print(f"    {request.describe()}")
             total_per_s += len(requests) / group.interval_s

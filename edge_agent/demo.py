@@ -37,8 +37,14 @@ from .supervisor import run_until_signalled
 __all__ = ["run_demo"]
 
 log = logging.getLogger(__name__)
-_SHOWN = ("total_power_kw", "voltage_l1_v", "current_l1_a", "total_power_factor",
-          "frequency_hz", "import_energy_kwh")
+_SHOWN = (
+    "total_power_kw",
+    "voltage_l1_v",
+    "current_l1_a",
+    "total_power_factor",
+    "frequency_hz",
+    "import_energy_kwh",
+)
 
 
 @contextlib.asynccontextmanager
@@ -53,11 +59,14 @@ async def _broker(host: str, port: int, console: Console) -> AsyncIterator[str]:
     from amqtt.broker import Broker
 
     logging.getLogger("amqtt").setLevel(logging.WARNING)
-    broker = Broker({
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {
-            "allow_anonymous": True}},
-    })
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+    )
     await broker.start()
     console.print("[yellow]Mosquitto is not installed: using the embedded amqtt broker")
     try:
@@ -76,16 +85,22 @@ async def run_demo(site: Path, *, duration_s: float | None = None) -> int:
         units.append(SimulatedUnit(unit_id, device.points, meter.values))
     received: deque[dict[str, Any]] = deque(maxlen=6)
 
-    async with ModbusSimulator(units) as simulator, _broker(
-            config.broker.host, config.broker.port, console) as broker_text:
+    async with (
+        ModbusSimulator(units) as simulator,
+        _broker(config.broker.host, config.broker.port, console) as broker_text,
+    ):
         # One simulator serves every demo device, each as its own unit id.
-        devices = [d.model_copy(update={"host": "127.0.0.1", "port": simulator.port,
-                                        "unit": i}) for i, d in enumerate(config.devices, 1)]
+        devices = [
+            d.model_copy(update={"host": "127.0.0.1", "port": simulator.port, "unit": i})
+            for i, d in enumerate(config.devices, 1)
+        ]
         config = config.model_copy(update={"devices": devices})
         agent = Agent(config, clock)
-        console.print(f"[bold]edge-agent demo[/]: site {config.site.park}/{config.site.name}; "
-                      f"meter simulator on 127.0.0.1:{simulator.port}; {broker_text}; "
-                      f"summaries every {config.summary.interval_s} s. Ctrl-C to stop.")
+        console.print(
+            f"[bold]edge-agent demo[/]: site {config.site.park}/{config.site.name}; "
+            f"meter simulator on 127.0.0.1:{simulator.port}; {broker_text}; "
+            f"summaries every {config.summary.interval_s} s. Ctrl-C to stop."
+        )
 
         async def main(stop: asyncio.Event) -> None:
             async with asyncio.TaskGroup() as group:
@@ -101,8 +116,10 @@ async def run_demo(site: Path, *, duration_s: float | None = None) -> int:
                     task.cancel()
 
         await run_until_signalled(main)
-    console.print(f"Stopped. Summaries published: {agent.publisher.stats.published}; "
-                  f"still in the outbox: {agent.outbox.depth()}.")
+    console.print(
+        f"Stopped. Summaries published: {agent.publisher.stats.published}; "
+        f"still in the outbox: {agent.outbox.depth()}."
+    )
     return 0
 
 
@@ -116,11 +133,12 @@ async def _watch_broker(config: SiteConfig, received: deque[dict[str, Any]]) -> 
     topics = Topics(config.broker.topic_prefix, config.site.park, config.site.name)
     while True:
         try:
-            async with aiomqtt.Client(config.broker.host, config.broker.port,
-                                      identifier=f"demo-viewer-{config.site.name}") as client:
+            async with aiomqtt.Client(
+                config.broker.host, config.broker.port, identifier=f"demo-viewer-{config.site.name}"
+            ) as client:
                 await client.subscribe(f"{topics.base}/devices/+/summary", qos=1)
                 async for message in client.messages:
-                    received.appendleft(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
+                    received.appendleft(json.loads(bytes(message.payload)))  # type: ignore[arg-type, unused-ignore]
         except aiomqtt.MqttError:
             await asyncio.sleep(1.0)  # the embedded broker is starting or gone; try again
 
@@ -128,8 +146,11 @@ async def _watch_broker(config: SiteConfig, received: deque[dict[str, Any]]) -> 
 async def _show(console: Console, agent: Agent, received: deque[dict[str, Any]]) -> None:
     """Redraw once a second; on a terminal as a live table, elsewhere as log lines."""
     seen_seq: set[int] = set()
-    with Live(console=console, auto_refresh=False, transient=False) if console.is_terminal \
-            else contextlib.nullcontext() as live:
+    with (
+        Live(console=console, auto_refresh=False, transient=False)
+        if console.is_terminal
+        else contextlib.nullcontext() as live
+    ):
         while True:
             now = agent.clock.now()
             if live is not None:
@@ -164,10 +185,11 @@ def _view(agent: Agent, received: deque[dict[str, Any]], now: datetime) -> Group
 
     stats = agent.publisher.stats
     broker = "[green]connected" if stats.connected else f"[red]down ({stats.last_error})"
-    summaries = Table(title=f"Summaries received at the broker (publisher {broker}[/], "
-                            f"published {stats.published}, outbox {agent.outbox.depth()})")
-    for column in ("seq", "device", "interval (UTC)", "energy kWh", "avg kW", "max kW",
-                   "good"):
+    summaries = Table(
+        title=f"Summaries received at the broker (publisher {broker}[/], "
+        f"published {stats.published}, outbox {agent.outbox.depth()})"
+    )
+    for column in ("seq", "device", "interval (UTC)", "energy kWh", "avg kW", "max kW", "good"):
         summaries.add_column(column, justify="right")
     for s in received:
         summaries.add_row(*_summary_cells(s))
@@ -178,12 +200,19 @@ def _summary_cells(s: dict[str, Any]) -> list[str]:
     def num(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
-    return [str(s["seq"]), s["device"], f"{s['interval_start'][11:19]}-{s['interval_end'][11:19]}",
-            num(s["energy_import_kwh"], ".3f"), num(s["power_avg_kw"], ".1f"),
-            num(s["power_max_kw"], ".1f"), num(s["good_ratio"], ".0%")]
+    return [
+        str(s["seq"]),
+        s["device"],
+        f"{s['interval_start'][11:19]}-{s['interval_end'][11:19]}",
+        num(s["energy_import_kwh"], ".3f"),
+        num(s["power_avg_kw"], ".1f"),
+        num(s["power_max_kw"], ".1f"),
+        num(s["good_ratio"], ".0%"),
+    ]
 
 
 def _summary_line(s: dict[str, Any]) -> str:
     seq, device, interval, energy, avg, peak, good = _summary_cells(s)
-    return (f"#{seq} {device} {interval}  energy {energy} kWh  avg {avg} kW  "
-            f"max {peak} kW  good {good}")
+    return (
+        f"#{seq} {device} {interval}  energy {energy} kWh  avg {avg} kW  max {peak} kW  good {good}"
+    )

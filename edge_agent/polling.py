@@ -37,8 +37,9 @@ class PollStats:
 
 
 class DevicePoller:
-    def __init__(self, driver: Driver, image: ProcessImage, clock: Clock, backoff: Backoff,
-                 *, site: str = "") -> None:
+    def __init__(
+        self, driver: Driver, image: ProcessImage, clock: Clock, backoff: Backoff, *, site: str = ""
+    ) -> None:
         self._driver = driver
         self._image = image
         self._clock = clock
@@ -61,8 +62,11 @@ class DevicePoller:
             except DeviceUnavailable as exc:
                 await self._lost(str(exc))
             except DeviceConfigError as exc:
-                log.error("%s: configuration does not match the device, not polling it: %s",
-                          self._label, exc)
+                log.error(
+                    "%s: configuration does not match the device, not polling it: %s",
+                    self._label,
+                    exc,
+                )
                 self._image.mark_bad(self._points, self._clock.now(), str(exc))
                 self.stats.connected = False
                 return
@@ -72,8 +76,13 @@ class DevicePoller:
         self.stats.failures += 1
         self._image.mark_bad(self._points, self._clock.now(), error)
         delay = self._backoff.next_delay_s()
-        log.warning("%s: %s; retrying in %.1f s (attempt %d)", self._label, error, delay,
-                    self._backoff.failures)
+        log.warning(
+            "%s: %s; retrying in %.1f s (attempt %d)",
+            self._label,
+            error,
+            delay,
+            self._backoff.failures,
+        )
         await self._clock.sleep(delay)
 
     async def _poll_forever(self) -> None:

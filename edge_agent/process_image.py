@@ -44,8 +44,12 @@ class ProcessImage:
             return reading
         limit = self._stale_after.get(point)
         if limit is not None and now - reading.at > limit:
-            return replace(reading, value=None, quality=Quality.STALE,
-                           error=f"no new value for {(now - reading.at).total_seconds():.0f} s")
+            return replace(
+                reading,
+                value=None,
+                quality=Quality.STALE,
+                error=f"no new value for {(now - reading.at).total_seconds():.0f} s",
+            )
         return reading
 
     def snapshot(self, now: datetime) -> dict[PointId, Reading]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -48,7 +49,7 @@ class _Bucket:
 @dataclass(slots=True)
 class _DeviceBook:
     device: ModbusTcpDevice
-    roles: dict[str, str]
+    roles: Mapping[str, str]
     """point id -> role"""
     buckets: dict[datetime, _Bucket] = field(default_factory=dict)
     energy: dict[str, deque[tuple[datetime, float]]] = field(default_factory=dict)
@@ -56,8 +57,9 @@ class _DeviceBook:
 
 
 class Summariser:
-    def __init__(self, config: SiteConfig, clock: Clock, outbox: Outbox, *,
-                 first_seq: int = 1) -> None:
+    def __init__(
+        self, config: SiteConfig, clock: Clock, outbox: Outbox, *, first_seq: int = 1
+    ) -> None:
         self._clock = clock
         self._outbox = outbox
         self._interval = timedelta(seconds=config.summary.interval_s)
@@ -95,8 +97,10 @@ class Summariser:
         for book in self._books.values():
             summary = self._summarise(book, start, end)
             self._seq += 1
-            await self._outbox.put(self._topics.device_summary(book.device.name),
-                                   summary.model_dump_json(by_alias=True).encode())
+            await self._outbox.put(
+                self._topics.device_summary(book.device.name),
+                summary.model_dump_json(by_alias=True).encode(),
+            )
 
     def _interval_start(self, at: datetime) -> datetime:
         seconds = self._interval.total_seconds()
@@ -113,10 +117,12 @@ class Summariser:
         if role == "active_power_kw":
             bucket.power_sum_kw += value
             bucket.power_count += 1
-            bucket.power_max_kw = value if bucket.power_max_kw is None else max(
-                bucket.power_max_kw, value)
-            bucket.power_min_kw = value if bucket.power_min_kw is None else min(
-                bucket.power_min_kw, value)
+            bucket.power_max_kw = (
+                value if bucket.power_max_kw is None else max(bucket.power_max_kw, value)
+            )
+            bucket.power_min_kw = (
+                value if bucket.power_min_kw is None else min(bucket.power_min_kw, value)
+            )
         elif role == "power_factor":
             bucket.power_factor = value
         elif role in ("import_energy_kwh", "export_energy_kwh"):
@@ -131,14 +137,24 @@ class Summariser:
             value = kwh
         return value
 
-    def _delta(self, book: _DeviceBook, role: str, start: datetime, end: datetime,
-               ) -> tuple[float | None, float | None, float | None]:
+    def _delta(
+        self,
+        book: _DeviceBook,
+        role: str,
+        start: datetime,
+        end: datetime,
+    ) -> tuple[float | None, float | None, float | None]:
         first, last = self._boundary(book, role, start), self._boundary(book, role, end)
         if first is None or last is None:
             return None, first, last
         if last < first:
-            log.warning("%s: %s went backwards (%.3f -> %.3f kWh): meter reset or replaced",
-                        book.device.name, role, first, last)
+            log.warning(
+                "%s: %s went backwards (%.3f -> %.3f kWh): meter reset or replaced",
+                book.device.name,
+                role,
+                first,
+                last,
+            )
             return None, first, last
         return last - first, first, last
 
@@ -172,8 +188,7 @@ class Summariser:
             samples=bucket.samples,
             good_ratio=bucket.good / bucket.samples if bucket.samples else None,
             latest={
-                point.split("/", 1)[1]: LatestValue(value=r.value, quality=r.quality.value,
-                                                    at=r.at)
+                point.split("/", 1)[1]: LatestValue(value=r.value, quality=r.quality.value, at=r.at)
                 for point, r in sorted(bucket.latest.items())
             },
         )

@@ -18,8 +18,9 @@ __all__ = ["run_until_signalled"]
 log = logging.getLogger(__name__)
 
 
-async def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]], *,
-                              grace_s: float = 10.0) -> None:
+async def run_until_signalled(
+    main: Callable[[asyncio.Event], Awaitable[None]], *, grace_s: float = 10.0
+) -> None:
     """Run `main(stop)` until it returns; SIGINT / SIGTERM set `stop`."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -33,8 +34,11 @@ async def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]], 
             log.warning("second %s: stopping now", signal.Signals(signum).name)
             task.cancel()
             return
-        log.info("%s: stopping (up to %.0f s; send again to stop at once)",
-                 signal.Signals(signum).name, grace_s)
+        log.info(
+            "%s: stopping (up to %.0f s; send again to stop at once)",
+            signal.Signals(signum).name,
+            grace_s,
+        )
         stop.set()
         watchdog = loop.call_later(grace_s, task.cancel)
 

@@ -20,19 +20,27 @@ from .modbus_server import ModbusSimulator, SimulatedUnit
 async def _serve_meter(host: str, port: int, unit: int, base_kw: float, seed: int) -> None:
     meter = MeterModel(SystemClock(), base_kw=base_kw, seed=seed)
     points = load_model("eastron-sdm630").points
-    async with ModbusSimulator([SimulatedUnit(unit, points, meter.values)], host=host,
-                               port=port) as server:
-        print(f"SDM630 simulator: Modbus TCP on {host}:{server.port}, unit {unit}, "
-              f"about {base_kw:g} kW. Ctrl-C to stop.", flush=True)
+    async with ModbusSimulator(
+        [SimulatedUnit(unit, points, meter.values)], host=host, port=port
+    ) as server:
+        print(
+            f"SDM630 simulator: Modbus TCP on {host}:{server.port}, unit {unit}, "
+            f"about {base_kw:g} kW. Ctrl-C to stop.",
+            flush=True,
+        )
         await asyncio.Event().wait()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m simulators",
-                                     description="Simulated plant equipment.")
+    parser = argparse.ArgumentParser(
+        prog="python -m simulators", description="Simulated plant equipment."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    meter = commands.add_parser("meter", help="an Eastron SDM630 energy meter over Modbus TCP",
-                                epilog="example: python -m simulators meter --port 5020")
+    meter = commands.add_parser(
+        "meter",
+        help="an Eastron SDM630 energy meter over Modbus TCP",
+        epilog="example: python -m simulators meter --port 5020",
+    )
     meter.add_argument("--host", default="127.0.0.1")
     meter.add_argument("--port", type=int, default=5020)
     meter.add_argument("--unit", type=int, default=1)

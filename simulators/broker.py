@@ -64,8 +64,12 @@ class MosquittoBroker:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.stop()
         self._dir.cleanup()
 
@@ -85,8 +89,12 @@ class MosquittoBroker:
             encoding="utf-8",
         )
         process = await asyncio.create_subprocess_exec(
-            binary, "-c", str(conf), stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT)
+            binary,
+            "-c",
+            str(conf),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         self._process = process
         assert process.stdout is not None
         seen: list[str] = []

@@ -54,15 +54,21 @@ class MeterModel:
         return sum(self.phase_power_kw(t, p) for p in range(3))
 
     def voltage_v(self, t: float, phase: int) -> float:
-        return 230.0 + 2.0 * math.sin(2 * math.pi * t / 900.0 + phase) + 0.3 * _noise(
-            self.seed, math.floor(t), 10 + phase)
+        return (
+            230.0
+            + 2.0 * math.sin(2 * math.pi * t / 900.0 + phase)
+            + 0.3 * _noise(self.seed, math.floor(t), 10 + phase)
+        )
 
     def power_factor(self, t: float, phase: int) -> float:
         return 0.9 + 0.04 * math.sin(2 * math.pi * t / 1200.0 + phase)
 
     def frequency_hz(self, t: float) -> float:
-        return 50.0 + 0.03 * math.sin(2 * math.pi * t / 300.0) + 0.005 * _noise(
-            self.seed, math.floor(t), 20)
+        return (
+            50.0
+            + 0.03 * math.sin(2 * math.pi * t / 300.0)
+            + 0.005 * _noise(self.seed, math.floor(t), 20)
+        )
 
     def import_energy_kwh(self, t: float) -> float:
         """Energy registered up to `t`: whole seconds on the grid, plus the current second.
@@ -80,7 +86,8 @@ class MeterModel:
         while len(self._cumulative_kwh) <= index:
             done = self._first_second + len(self._cumulative_kwh) - 1
             self._cumulative_kwh.append(
-                self._cumulative_kwh[-1] + self.total_power_kw(done) / 3600.0)
+                self._cumulative_kwh[-1] + self.total_power_kw(done) / 3600.0
+            )
         return self._cumulative_kwh[index] + self.total_power_kw(second) * (t - second) / 3600.0
 
     def values(self, now: datetime | None = None) -> dict[str, float]:

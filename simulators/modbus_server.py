@@ -28,8 +28,16 @@ __all__ = ["ModbusSimulator", "SimulatedUnit"]
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
-_TABLE_OF_FUNCTION = {1: Table.COIL, 5: Table.COIL, 15: Table.COIL, 2: Table.DISCRETE_INPUT,
-                      3: Table.HOLDING, 6: Table.HOLDING, 16: Table.HOLDING, 4: Table.INPUT}
+_TABLE_OF_FUNCTION = {
+    1: Table.COIL,
+    5: Table.COIL,
+    15: Table.COIL,
+    2: Table.DISCRETE_INPUT,
+    3: Table.HOLDING,
+    6: Table.HOLDING,
+    16: Table.HOLDING,
+    4: Table.INPUT,
+}
 _TABLE_INDEX = {Table.COIL: 0, Table.DISCRETE_INPUT: 1, Table.HOLDING: 2, Table.INPUT: 3}
 
 Values = Callable[[], Mapping[str, float | bool]]
@@ -46,8 +54,9 @@ class SimulatedUnit:
 class ModbusSimulator:
     """`async with ModbusSimulator([...]) as sim:` serves on `sim.port` until the block ends."""
 
-    def __init__(self, units: list[SimulatedUnit], *, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+    def __init__(
+        self, units: list[SimulatedUnit], *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self._units = {u.unit_id: u for u in units}
         self._host, self._port = host, port
         self._server: ModbusTcpServer | None = None
@@ -55,7 +64,8 @@ class ModbusSimulator:
 
     @property
     def port(self) -> int:
-        assert self._server is not None and self._server.transport is not None
+        assert self._server is not None
+        assert self._server.transport is not None
         sockets = self._server.transport.sockets  # type: ignore[attr-defined]
         return int(sockets[0].getsockname()[1])
 
@@ -65,27 +75,39 @@ class ModbusSimulator:
         await self._server.serve_forever(background=True)
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._server is not None:
-            await self._server.shutdown()
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
 
     def _device(self, unit: SimulatedUnit) -> SimDevice:
-        sizes = {table: 1 for table in Table}
+        sizes = dict.fromkeys(Table, 1)
         for point in unit.points.values():
             width = 1 if point.table.is_bits else point.type.registers
             sizes[point.table] = max(sizes[point.table], point.address + width)
         # Coils and discrete inputs are packed 16 to a register, bit 0 first.
         blocks = tuple(
-            [SimData(0, count=-(-sizes[t] // 16), values=False, datatype=SimType.BITS)
-             if t.is_bits else SimData(0, count=sizes[t], values=0, datatype=SimType.REGISTERS)]
+            [
+                SimData(0, count=-(-sizes[t] // 16), values=False, datatype=SimType.BITS)
+                if t.is_bits
+                else SimData(0, count=sizes[t], values=0, datatype=SimType.REGISTERS)
+            ]
             for t in (Table.COIL, Table.DISCRETE_INPUT, Table.HOLDING, Table.INPUT)
         )
 
-        async def action(function_code: int, start: int, address: int, count: int,
-                         registers: list[int], set_values: list[int] | list[bool] | None,
-                         ) -> ExcCodes | None:
+        async def action(  # noqa: PLR0917 - pymodbus's SimAction signature
+            function_code: int,
+            start: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            set_values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
             self.requests += 1
             table = _TABLE_OF_FUNCTION.get(function_code)
             if table is None:
@@ -105,8 +127,9 @@ class ModbusSimulator:
             value = values.get(name, 0)
             if point.table.is_bits:
                 index, mask = point.address // 16 - start, 1 << (point.address % 16)
-                registers[index] = (registers[index] | mask) if value else (
-                    registers[index] & ~mask)
+                registers[index] = (
+                    (registers[index] | mask) if value else (registers[index] & ~mask)
+                )
                 continue
             raw = to_raw(value, point.type, point.scale, point.offset)
             if point.type is not DataType.BOOL and not point.type.is_float:

@@ -72,8 +72,15 @@ def test_16_bit_byte_swap() -> None:
     assert decode([0x1234], DataType.UINT16, ByteOrder.CDAB) == 0x1234
 
 
-@pytest.mark.parametrize(("value", "dtype"), [(70000, DataType.UINT16), (-1, DataType.UINT32),
-                                               (2**63, DataType.INT64), (1.5, DataType.INT16)])
+@pytest.mark.parametrize(
+    ("value", "dtype"),
+    [
+        (70000, DataType.UINT16),
+        (-1, DataType.UINT32),
+        (2**63, DataType.INT64),
+        (1.5, DataType.INT16),
+    ],
+)
 def test_values_that_do_not_fit_are_refused(value: float, dtype: DataType) -> None:
     with pytest.raises(CodecError):
         encode(value, dtype, ByteOrder.ABCD)

@@ -27,12 +27,12 @@ def test_bad_file_reports_every_problem_with_its_place(case: Path) -> None:
     reported = [str(p) for p in caught.value.problems]
     for message in expected:
         assert any(message in line for line in reported), (
-            f"expected {message!r} among:\n" + "\n".join(reported))
+            f"expected {message!r} among:\n" + "\n".join(reported)
+        )
     assert len(reported) == len(expected), "\n".join(reported)
 
 
-def test_check_exits_2_with_messages_and_no_traceback(
-    capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_exits_2_with_messages_and_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(Path(__file__).parent / "config_cases" / "misspelt_key.yaml")]) == 2
     err = capsys.readouterr().err
     assert "did you mean 'port'?" in err

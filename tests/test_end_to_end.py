@@ -40,7 +40,10 @@ devices:
 
 
 async def test_summary_energy_equals_the_meter_register_delta(
-    tmp_path: Path, clock: SimClock, meter: MeterModel, meter_server: ModbusSimulator,
+    tmp_path: Path,
+    clock: SimClock,
+    meter: MeterModel,
+    meter_server: ModbusSimulator,
     broker: MosquittoBroker,
 ) -> None:
     config = load_site(write_site(tmp_path, meter_server.port, broker.port))
@@ -70,7 +73,8 @@ async def test_summary_energy_equals_the_meter_register_delta(
     end = start + timedelta(seconds=60)
     assert first["interval_start"].startswith(start.strftime("%Y-%m-%dT%H:%M:%S"))
     expected = _float32(meter.import_energy_kwh(end.timestamp())) - _float32(
-        meter.import_energy_kwh(start.timestamp()))
+        meter.import_energy_kwh(start.timestamp())
+    )
     assert first["energy_import_kwh"] == expected
     assert first["energy_import_kwh"] > 0
     assert first["good_ratio"] == 1.0

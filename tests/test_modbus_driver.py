@@ -17,9 +17,15 @@ from simulators.modbus_server import ModbusSimulator, SimulatedUnit
 from tests.conftest import free_port
 
 VALUES = {
-    DataType.INT16: -1234, DataType.UINT16: 54321, DataType.INT32: -123456789,
-    DataType.UINT32: 3_000_000_000, DataType.INT64: -(2**40) - 5, DataType.UINT64: 2**60 + 7,
-    DataType.FLOAT32: 230.5, DataType.FLOAT64: 12345.678901, DataType.BOOL: True,
+    DataType.INT16: -1234,
+    DataType.UINT16: 54321,
+    DataType.INT32: -123456789,
+    DataType.UINT32: 3_000_000_000,
+    DataType.INT64: -(2**40) - 5,
+    DataType.UINT64: 2**60 + 7,
+    DataType.FLOAT32: 230.5,
+    DataType.FLOAT64: 12345.678901,
+    DataType.BOOL: True,
 }
 
 
@@ -27,17 +33,26 @@ def every_type_in_every_order() -> dict[str, ModbusPoint]:
     points, address = {}, 0
     for dtype, order in itertools.product(VALUES, ByteOrder):
         points[f"{dtype.value}_{order.value.lower()}"] = ModbusPoint(
-            address=address, type=dtype, byte_order=order, scale=1.0)
+            address=address, type=dtype, byte_order=order, scale=1.0
+        )
         address += dtype.registers
     points["coil"] = ModbusPoint(address=3, table=Table.COIL, type=DataType.BOOL)
-    points["scaled"] = ModbusPoint(address=500, type=DataType.INT16, scale=0.1, offset=-40,
-                                   unit="degC")
+    points["scaled"] = ModbusPoint(
+        address=500, type=DataType.INT16, scale=0.1, offset=-40, unit="degC"
+    )
     return points
 
 
 def device(port: int, points: dict[str, ModbusPoint], **extra: object) -> ModbusTcpDevice:
-    return ModbusTcpDevice(driver="modbus-tcp", name="dev", host="127.0.0.1", port=port,
-                           points=points, timeout_s=0.5, **extra)  # type: ignore[arg-type]
+    return ModbusTcpDevice(
+        driver="modbus-tcp",
+        name="dev",
+        host="127.0.0.1",
+        port=port,
+        points=points,
+        timeout_s=0.5,
+        **extra,
+    )  # type: ignore[arg-type]
 
 
 async def test_every_type_and_order_reads_back_through_a_real_server(clock: SimClock) -> None:
@@ -64,10 +79,13 @@ async def test_every_type_and_order_reads_back_through_a_real_server(clock: SimC
 async def test_an_exception_reply_marks_only_that_block_bad(clock: SimClock) -> None:
     served_points = {"a": ModbusPoint(address=0), "b": ModbusPoint(address=1)}
     asked = {**served_points, "beyond": ModbusPoint(address=400)}
-    async with ModbusSimulator([SimulatedUnit(1, served_points, lambda: {"a": 7, "b": 8})]) as s:
-        async with ModbusTcpDriver(device(s.port, asked)) as driver:
-            [group] = driver.poll_groups()
-            readings = {r.point: r for r in await driver.read(group, clock.now())}
+    unit = SimulatedUnit(1, served_points, lambda: {"a": 7, "b": 8})
+    async with (
+        ModbusSimulator([unit]) as server,
+        ModbusTcpDriver(device(server.port, asked)) as driver,
+    ):
+        [group] = driver.poll_groups()
+        readings = {r.point: r for r in await driver.read(group, clock.now())}
     assert readings["dev/a"].value == 7
     assert readings["dev/b"].value == 8
     assert readings["dev/beyond"].quality is Quality.BAD
@@ -81,8 +99,7 @@ async def test_nobody_listening_is_device_unavailable() -> None:
             pass
 
 
-async def test_a_server_that_goes_away_mid_session_is_device_unavailable(
-        clock: SimClock) -> None:
+async def test_a_server_that_goes_away_mid_session_is_device_unavailable(clock: SimClock) -> None:
     points = {"a": ModbusPoint(address=0)}
     server = ModbusSimulator([SimulatedUnit(1, points, lambda: {"a": 1})])
     await server.__aenter__()

@@ -33,16 +33,27 @@ def test_a_block_never_exceeds_the_maximum_per_read() -> None:
 
 
 def test_tables_are_never_mixed_and_bits_use_the_bit_limit() -> None:
-    mixed = spans(0, 2) + spans(0, 2, table=Table.INPUT) + [
-        Span(f"c{a}", Table.COIL, a, 1) for a in range(0, 2000)]
+    mixed = (
+        spans(0, 2)
+        + spans(0, 2, table=Table.INPUT)
+        + [Span(f"c{a}", Table.COIL, a, 1) for a in range(0, 2000)]
+    )
     requests = plan(mixed)
     assert [(r.table, r.count) for r in requests] == [
-        (Table.COIL, 2000), (Table.HOLDING, 4), (Table.INPUT, 4)]
+        (Table.COIL, 2000),
+        (Table.HOLDING, 4),
+        (Table.INPUT, 4),
+    ]
 
 
 def test_overlapping_points_share_a_request() -> None:
-    [request] = plan([Span("u32", Table.HOLDING, 10, 2), Span("hi", Table.HOLDING, 10, 1),
-                      Span("lo", Table.HOLDING, 11, 1)])
+    [request] = plan(
+        [
+            Span("u32", Table.HOLDING, 10, 2),
+            Span("hi", Table.HOLDING, 10, 1),
+            Span("lo", Table.HOLDING, 11, 1),
+        ]
+    )
     assert (request.start, request.count) == (10, 2)
 
 
@@ -53,6 +64,5 @@ def test_a_point_wider_than_a_read_is_an_error() -> None:
 
 def test_sdm630_catalogue_plan_is_two_requests() -> None:
     device = load_model("eastron-sdm630")
-    requests = plan((p.span(n) for n, p in device.points.items()),
-                    max_gap=device.max_gap_registers)
+    requests = plan((p.span(n) for n, p in device.points.items()), max_gap=device.max_gap_registers)
     assert [(r.start, r.count) for r in requests] == [(0, 88), (342, 2)]

@@ -83,8 +83,9 @@ class ModbusTcpDevice(StrictModel):
 
     @field_validator("points")
     @classmethod
-    def _intervals(cls, points: dict[str, ModbusPoint],
-                   info: ValidationInfo) -> dict[str, ModbusPoint]:
+    def _intervals(
+        cls, points: dict[str, ModbusPoint], info: ValidationInfo
+    ) -> dict[str, ModbusPoint]:
         base = info.data.get("poll_interval_s")
         if base is None:
             return points

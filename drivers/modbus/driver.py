@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Self
@@ -53,8 +54,9 @@ class ModbusTcpDriver:
         return [group for group, _ in self._plans]
 
     async def __aenter__(self) -> Self:
-        connection = TcpConnection(self._config.host, self._config.port,
-                                   timeout_s=self._config.timeout_s)
+        connection = TcpConnection(
+            self._config.host, self._config.port, timeout_s=self._config.timeout_s
+        )
         await connection.connect()
         self._connection = connection
         return self
@@ -74,24 +76,30 @@ class ModbusTcpDriver:
                     request.table, request.start, request.count, self._config.unit
                 )
             except ModbusExceptionReply as exc:
-                log.warning("%s unit %d %s: %s", self.device, self._config.unit,
-                            request.describe(), exc)
+                log.warning(
+                    "%s unit %d %s: %s", self.device, self._config.unit, request.describe(), exc
+                )
                 readings += [Reading.bad(self._id(s.key), at, str(exc)) for s in request.spans]
                 continue
             for span in request.spans:
                 point = self._config.points[span.key]
                 offset = span.address - request.start
-                readings.append(self._decode(span.key, point, words[offset:offset + span.width], at))
+                readings.append(
+                    self._decode(span.key, point, words[offset : offset + span.width], at)
+                )
         return readings
 
     def _decode(self, name: str, point: ModbusPoint, words: list[int], at: datetime) -> Reading:
         point_id = self._id(name)
         try:
-            raw = bool(words[0]) if point.table.is_bits else decode(words, point.type,
-                                                                     point.byte_order)
+            raw = (
+                bool(words[0])
+                if point.table.is_bits
+                else decode(words, point.type, point.byte_order)
+            )
         except CodecError as exc:
             return Reading.bad(point_id, at, f"cannot decode: {exc}")
-        if isinstance(raw, float) and raw != raw:  # NaN: the device has no value
+        if isinstance(raw, float) and math.isnan(raw):  # how many devices say "no value"
             return Reading.bad(point_id, at, "device returned NaN")
         return Reading.good(point_id, to_engineering(raw, point.scale, point.offset), at)
 

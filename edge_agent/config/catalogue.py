@@ -36,8 +36,16 @@ __all__ = [
 ]
 
 BUILTIN_CATALOGUE = Path(__file__).resolve().parents[2] / "configs" / "devices"
-_CATALOGUE_KEYS = {"model", "vendor", "product", "description", "protocol", "device",
-                   "point_defaults", "points"}
+_CATALOGUE_KEYS = {
+    "model",
+    "vendor",
+    "product",
+    "description",
+    "protocol",
+    "device",
+    "point_defaults",
+    "points",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +57,8 @@ class CatalogueProblem:
 
 
 def catalogue_dirs(site_file: Path) -> list[Path]:
-    """Where models are looked up, first match wins: next to the site, $EDGE_AGENT_CATALOGUE, built in."""
+    """Where models are looked up, first match first: beside the site file, then the
+    folders in $EDGE_AGENT_CATALOGUE, then the built-in catalogue."""
     dirs = [site_file.resolve().parent.parent / "devices", site_file.resolve().parent / "devices"]
     dirs += [Path(p) for p in os.environ.get("EDGE_AGENT_CATALOGUE", "").split(os.pathsep) if p]
     dirs.append(BUILTIN_CATALOGUE)
@@ -72,9 +81,7 @@ def known_models(dirs: list[Path]) -> list[str]:
     return sorted({p.stem for d in dirs for p in d.glob("*.yaml")})
 
 
-def merge_model(
-    doc: Located, device_path: Path_, catalogue: Located
-) -> list[CatalogueProblem]:
+def merge_model(doc: Located, device_path: Path_, catalogue: Located) -> list[CatalogueProblem]:
     """Merge the catalogue entry into the device at `device_path` of `doc`, in place."""
     problems: list[CatalogueProblem] = []
     entry = catalogue.data
@@ -82,9 +89,14 @@ def merge_model(
         return [CatalogueProblem((), "a catalogue file must be a mapping", catalogue)]
     for key in entry:
         if key not in _CATALOGUE_KEYS:
-            problems.append(CatalogueProblem(
-                (key,), f"unknown catalogue key {key!r}; expected one of "
-                f"{', '.join(sorted(_CATALOGUE_KEYS))}", catalogue))
+            problems.append(
+                CatalogueProblem(
+                    (key,),
+                    f"unknown catalogue key {key!r}; expected one of "
+                    f"{', '.join(sorted(_CATALOGUE_KEYS))}",
+                    catalogue,
+                )
+            )
     for key in ("device", "point_defaults", "points"):
         if not isinstance(entry.get(key, {}), dict):
             problems.append(CatalogueProblem((key,), f"{key} must be a mapping", catalogue))

@@ -76,9 +76,13 @@ def load_site(path: Path | str, *, environ: dict[str, str] | None = None) -> Sit
     except ValidationError as exc:
         # A device whose model is unknown lacks the model's fields: say so once, not per field.
         unresolved = {p.field.removesuffix(".model") for p in model_problems}
-        problems += [p for p in _problems(doc, exc.errors())
-                     if not (p.message == "required field is missing"
-                             and p.field.rsplit(".", 1)[0] in unresolved)]
+        problems += [
+            p
+            for p in _problems(doc, exc.errors())
+            if not (
+                p.message == "required field is missing" and p.field.rsplit(".", 1)[0] in unresolved
+            )
+        ]
         raise ConfigError(_ordered(problems)) from None
     if problems:
         raise ConfigError(_ordered(problems))
@@ -91,8 +95,9 @@ def load_model(model: str, *, catalogue: Path | None = None) -> ModbusTcpDevice:
     The simulators serve catalogue maps with it, and a test validates every catalogue file.
     """
     directory = catalogue or BUILTIN_CATALOGUE
-    doc = Located({"devices": [{"driver": "modbus-tcp", "name": "model", "host": "model",
-                                "model": model}]})
+    doc = Located(
+        {"devices": [{"driver": "modbus-tcp", "name": "model", "host": "model", "model": model}]}
+    )
     doc.values[()] = Mark(str(directory / f"{model}.yaml"), 1, 1)
     problems = _resolve_models(doc, directory / "site.yaml", dirs=[directory])
     try:
@@ -105,8 +110,9 @@ def load_model(model: str, *, catalogue: Path | None = None) -> ModbusTcpDevice:
     return device
 
 
-def _resolve_models(doc: Located, site_file: Path, *,
-                    dirs: list[Path] | None = None) -> list[Problem]:
+def _resolve_models(
+    doc: Located, site_file: Path, *, dirs: list[Path] | None = None
+) -> list[Problem]:
     devices = doc.data.get("devices")
     if not isinstance(devices, list):
         return []
@@ -124,10 +130,14 @@ def _resolve_models(doc: Located, site_file: Path, *,
         found = find_model(str(model), dirs) if isinstance(model, str) else None
         if found is None:
             hint = _did_you_mean(str(model), known_models(dirs))
-            problems.append(Problem(
-                _mark(doc, model_path), _field_path(doc.data, model_path),
-                f"unknown device model {model!r}; the catalogue ({', '.join(map(str, dirs))}) "
-                f"has: {', '.join(known_models(dirs)) or 'nothing'}{hint}"))
+            problems.append(
+                Problem(
+                    _mark(doc, model_path),
+                    _field_path(doc.data, model_path),
+                    f"unknown device model {model!r}; the catalogue ({', '.join(map(str, dirs))}) "
+                    f"has: {', '.join(known_models(dirs)) or 'nothing'}{hint}",
+                )
+            )
             continue
         try:
             catalogue = read_yaml(found)
@@ -136,8 +146,9 @@ def _resolve_models(doc: Located, site_file: Path, *,
             continue
         for issue in merge_model(doc, path, catalogue):
             source = issue.in_catalogue or doc
-            problems.append(Problem(_mark(source, issue.path), ".".join(map(str, issue.path)),
-                                    issue.message))
+            problems.append(
+                Problem(_mark(source, issue.path), ".".join(map(str, issue.path)), issue.message)
+            )
     return problems
 
 
@@ -148,13 +159,17 @@ def _problems(doc: Located, errors: list[Any]) -> list[Problem]:
     for error in errors:
         if error["type"] == "extra_forbidden":
             path = _data_path(doc.data, tuple(error["loc"]), error["type"])
-            for word in difflib.get_close_matches(str(path[-1]),
-                                                  _allowed_keys(doc.data, path[:-1]), 1, 0.6):
+            for word in difflib.get_close_matches(
+                str(path[-1]), _allowed_keys(doc.data, path[:-1]), 1, 0.6
+            ):
                 hinted.add((*path[:-1], word))
     return [
-        _problem(doc, error) for error in errors
-        if not (error["type"] == "missing"
-                and _data_path(doc.data, tuple(error["loc"]), "missing") in hinted)
+        _problem(doc, error)
+        for error in errors
+        if not (
+            error["type"] == "missing"
+            and _data_path(doc.data, tuple(error["loc"]), "missing") in hinted
+        )
     ]
 
 
@@ -171,19 +186,25 @@ def _problem(doc: Located, error: Any) -> Problem:
         message = f"unknown field {key!r}{hint}{listing}"
         return Problem(_mark(doc, path, key=True), _field_path(doc.data, path), message)
     if kind == "missing":
-        return Problem(_mark(doc, path[:-1]), _field_path(doc.data, path),
-                       "required field is missing")
+        return Problem(
+            _mark(doc, path[:-1]), _field_path(doc.data, path), "required field is missing"
+        )
     if kind == "union_tag_invalid":
         ctx = error.get("ctx", {})
-        message = (f"unknown {ctx.get('discriminator', 'tag').strip(chr(39))} "
-                   f"{ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}")
+        message = (
+            f"unknown {ctx.get('discriminator', 'tag').strip(chr(39))} "
+            f"{ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+        )
         field = (*path, "driver")
         return Problem(_mark(doc, field), _field_path(doc.data, field), message)
     if kind == "string_pattern_mismatch":
         pattern = error.get("ctx", {}).get("pattern", "")
-        return Problem(_mark(doc, path), _field_path(doc.data, path),
-                       f"expected text matching {pattern} (lower-case letters, digits, '-', '_' "
-                       f"for names); found {found!r}")
+        return Problem(
+            _mark(doc, path),
+            _field_path(doc.data, path),
+            f"expected text matching {pattern} (lower-case letters, digits, '-', '_' "
+            f"for names); found {found!r}",
+        )
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
@@ -198,10 +219,10 @@ def _data_path(data: Any, loc: tuple[str | int, ...], kind: str) -> Path_:
     """Pydantic's loc with union tags removed: the path as it stands in the data."""
     path: list[str | int] = []
     for index, part in enumerate(loc):
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
-            data = data[part]
+        if (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        ):
+            data = data[part]  # type: ignore[index]
         elif kind == "missing" and index == len(loc) - 1:
             pass  # the missing key ends the path
         else:
@@ -219,8 +240,11 @@ def _field_path(data: Any, path: Path_) -> str:
     parts: list[str] = []
     for part in path:
         if isinstance(part, int):
-            name = data[part].get("name") if isinstance(data, list) and isinstance(
-                data[part], dict) else None
+            name = (
+                data[part].get("name")
+                if isinstance(data, list) and isinstance(data[part], dict)
+                else None
+            )
             parts[-1:] = [f"{parts[-1] if parts else ''}[{name or part}]"]
         else:
             parts.append(str(part))
@@ -247,7 +271,7 @@ def _allowed_keys(data: Any, path: Path_) -> list[str]:
         elif get_origin(annotation) in (list, tuple, dict):
             args = get_args(annotation)
             annotation = args[-1] if get_origin(annotation) is dict else args[0]
-        data = data[part] if isinstance(data, dict | list) else None
+        data = data[part] if isinstance(data, dict | list) else None  # type: ignore[index]
     annotation = _choose(annotation, data)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return list(annotation.model_fields)
@@ -262,8 +286,11 @@ def _choose(annotation: Any, data: Any) -> Any:
         members = [a for a in get_args(annotation) if a is not type(None)]
         for member in members:
             field = getattr(member, "model_fields", {}).get("driver")
-            if field is not None and isinstance(data, dict) and data.get("driver") in get_args(
-                    field.annotation):
+            if (
+                field is not None
+                and isinstance(data, dict)
+                and data.get("driver") in get_args(field.annotation)
+            ):
                 return member
         return members[0] if len(members) == 1 else None
     return annotation

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ class YamlSyntaxError(Exception):
 
 def read_yaml(path: Path, *, environ: dict[str, str] | None = None) -> Located:
     """Parse `path`, substituting `${VAR}` and `${VAR:-default}` in string values."""
-    env = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     name = str(path)
     yaml = YAML(typ="rt")
     try:
@@ -88,7 +89,7 @@ def read_yaml(path: Path, *, environ: dict[str, str] | None = None) -> Located:
     return located
 
 
-def _convert(node: Any, path: Path_, name: str, out: Located, env: os._Environ[str] | dict[str, str]) -> Any:
+def _convert(node: Any, path: Path_, name: str, out: Located, env: Mapping[str, str]) -> Any:
     if isinstance(node, CommentedMap):
         result: dict[Any, Any] = {}
         for key, value in node.items():
@@ -112,7 +113,7 @@ def _convert(node: Any, path: Path_, name: str, out: Located, env: os._Environ[s
     return node
 
 
-def _substitute(text: str, path: Path_, out: Located, env: os._Environ[str] | dict[str, str]) -> str:
+def _substitute(text: str, path: Path_, out: Located, env: Mapping[str, str]) -> str:
     def replace(match: re.Match[str]) -> str:
         variable, default = match.group(1), match.group(2)
         if variable in env:

@@ -86,7 +86,9 @@ class SiteConfig(StrictModel):
         seen: dict[str, int] = {}
         for index, device in enumerate(devices):
             if device.name in seen:
-                raise ValueError(f"two devices are named {device.name!r} (entries "
-                                 f"{seen[device.name] + 1} and {index + 1}); names must be unique")
+                raise ValueError(
+                    f"two devices are named {device.name!r} (entries "
+                    f"{seen[device.name] + 1} and {index + 1}); names must be unique"
+                )
             seen[device.name] = index
         return devices

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import aiomqtt
 
@@ -42,8 +43,14 @@ class PublishStats:
 
 
 class MqttPublisher:
-    def __init__(self, broker: BrokerConfig, site: SiteInfo, outbox: Outbox, clock: Clock,
-                 backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        broker: BrokerConfig,
+        site: SiteInfo,
+        outbox: Outbox,
+        clock: Clock,
+        backoff: Backoff | None = None,
+    ) -> None:
         self._broker = broker
         self._site = site
         self._outbox = outbox
@@ -52,9 +59,14 @@ class MqttPublisher:
         self._topics = Topics(broker.topic_prefix, site.park, site.name)
         self.stats = PublishStats()
 
-    def _status(self, state: str, at: datetime) -> bytes:
-        status = Status(state=state, park=self._site.park, site=self._site.name,  # type: ignore[arg-type]
-                        agent_version=__version__, at=at)
+    def _status(self, state: Literal["online", "offline"], at: datetime) -> bytes:
+        status = Status(
+            state=state,
+            park=self._site.park,
+            site=self._site.name,
+            agent_version=__version__,
+            at=at,
+        )
         return status.model_dump_json(by_alias=True).encode()
 
     def _client(self) -> aiomqtt.Client:
@@ -66,8 +78,9 @@ class MqttPublisher:
             username=self._broker.username,
             password=password,
             keepalive=self._broker.keepalive_s,
-            will=aiomqtt.Will(self._topics.status, self._status("offline", self._clock.now()),
-                              qos=1, retain=True),
+            will=aiomqtt.Will(
+                self._topics.status, self._status("offline", self._clock.now()), qos=1, retain=True
+            ),
             timeout=10,
         )
 
@@ -81,9 +94,12 @@ class MqttPublisher:
                     self._backoff.reset()
                     log.info("connected to broker %s:%d", self._broker.host, self._broker.port)
                     try:
-                        await client.publish(self._topics.status,
-                                             self._status("online", self._clock.now()),
-                                             qos=1, retain=True)
+                        await client.publish(
+                            self._topics.status,
+                            self._status("online", self._clock.now()),
+                            qos=1,
+                            retain=True,
+                        )
                         await self._drain(client)
                     except asyncio.CancelledError:
                         await self._goodbye(client)
@@ -93,9 +109,14 @@ class MqttPublisher:
                 self.stats.failures += 1
                 self.stats.last_error = str(exc)
                 delay = self._backoff.next_delay_s()
-                log.warning("broker %s:%d: %s; %d waiting in the outbox; retrying in %.1f s",
-                            self._broker.host, self._broker.port, exc, self._outbox.depth(),
-                            delay)
+                log.warning(
+                    "broker %s:%d: %s; %d waiting in the outbox; retrying in %.1f s",
+                    self._broker.host,
+                    self._broker.port,
+                    exc,
+                    self._outbox.depth(),
+                    delay,
+                )
                 await self._clock.sleep(delay)
             finally:
                 self.stats.connected = False
@@ -111,8 +132,11 @@ class MqttPublisher:
     async def _goodbye(self, client: aiomqtt.Client) -> None:
         try:
             async with asyncio.timeout(_CLOSE_TIMEOUT_S):
-                await client.publish(self._topics.status,
-                                     self._status("offline", self._clock.now()),
-                                     qos=1, retain=True)
+                await client.publish(
+                    self._topics.status,
+                    self._status("offline", self._clock.now()),
+                    qos=1,
+                    retain=True,
+                )
         except (aiomqtt.MqttError, TimeoutError):
             pass  # the broker's Last Will says offline for us

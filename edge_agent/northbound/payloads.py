@@ -28,7 +28,8 @@ class DeviceSummary(_Payload):
     """One device over one interval [interval_start, interval_end)."""
 
     schema_: Literal["edge-agent/device-summary/1"] = Field(
-        default="edge-agent/device-summary/1", alias="schema")
+        default="edge-agent/device-summary/1", alias="schema"
+    )
     park: str
     site: str
     device: str

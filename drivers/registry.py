@@ -1,17 +1,27 @@
-"""From a device's config to its driver: the one table a new protocol joins."""
+"""From the site's devices to drivers: the one table a new protocol joins.
+
+Modbus devices are grouped by the line they are on (a declared `modbus_lines:` entry, or the
+host and port of `modbus-tcp` devices), so that one driver owns each physical line and its
+requests never overlap.
+"""
 
 from __future__ import annotations
 
-from edge_agent.config.schema import Device
+from edge_agent.config.schema import SiteConfig
 
-from .base import Driver
-from .modbus.driver import ModbusTcpDriver
+from .modbus.config import ModbusDevice, ModbusLine, ModbusLineDevice, implicit_line
 
-__all__ = ["make_driver"]
+__all__ = ["modbus_lines"]
 
 
-def make_driver(device: Device) -> Driver:
-    match device.driver:
-        case "modbus-tcp":
-            return ModbusTcpDriver(device)
-    raise AssertionError(f"no driver for {device.driver!r}")  # pragma: no cover
+def modbus_lines(config: SiteConfig) -> list[tuple[ModbusLine, list[ModbusDevice]]]:
+    """Each Modbus line of the site with its devices, in the order of the site file."""
+    declared = {line.name: line for line in config.modbus_lines}
+    lines: dict[str, tuple[ModbusLine, list[ModbusDevice]]] = {}
+    for device in config.devices:
+        if isinstance(device, ModbusLineDevice):
+            line = declared[device.line]
+        else:
+            line = implicit_line(device)
+        lines.setdefault(line.name, (line, []))[1].append(device)
+    return list(lines.values())

@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from drivers.base import Driver
-from drivers.registry import make_driver
+from drivers.modbus.driver import ModbusLineDriver
+from drivers.registry import modbus_lines
 
 from .backoff import Backoff
 from .clock import Clock
 from .config.schema import Device, SiteConfig
 from .northbound.mqtt import MqttPublisher
 from .northbound.outbox import MemoryOutbox, Outbox
-from .polling import DevicePoller
+from .polling import DevicePolicy, Poller
 from .process_image import ProcessImage
 from .summariser import Summariser
 
@@ -51,17 +52,25 @@ class Agent:
 
     def __post_init__(self) -> None:
         self.image = ProcessImage(_stale_ages(self.config.devices))
-        self.drivers: list[Driver] = [make_driver(d) for d in self.config.devices]
-        self.pollers = [
-            DevicePoller(
-                driver,
-                self.image,
-                self.clock,
-                Backoff(device.reconnect_initial_s, device.reconnect_max_s),
-                site=self.config.site.name,
+        self.drivers: list[Driver] = []
+        self.pollers: list[Poller] = []
+        for line, devices in modbus_lines(self.config):
+            driver = ModbusLineDriver(line, devices, self.clock)
+            policies = {
+                d.name: DevicePolicy(d.degrade_after, line.timeout_s, d.degraded_retry_max_s)
+                for d in devices
+            }
+            self.drivers.append(driver)
+            self.pollers.append(
+                Poller(
+                    driver,
+                    self.image,
+                    self.clock,
+                    Backoff(line.reconnect_initial_s, line.reconnect_max_s),
+                    policies=policies,
+                    site=self.config.site.name,
+                )
             )
-            for driver, device in zip(self.drivers, self.config.devices, strict=True)
-        ]
         self.summariser = Summariser(self.config, self.clock, self.outbox)
         self.image.subscribe(self.summariser.on_readings)
         self.publisher = MqttPublisher(
@@ -72,7 +81,7 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as group:
             producers = [
-                group.create_task(p.run(), name=f"poll {d.device}")
+                group.create_task(p.run(), name=f"poll {d.name}")
                 for p, d in zip(self.pollers, self.drivers, strict=True)
             ]
             producers.append(group.create_task(self.summariser.run(), name="summariser"))

@@ -13,7 +13,9 @@ import logging
 import sys
 from pathlib import Path
 
+from drivers.modbus.config import ModbusDevice
 from drivers.modbus.driver import plan_groups
+from drivers.registry import modbus_lines
 
 from .clock import SystemClock
 from .config.catalogue import BUILTIN_CATALOGUE
@@ -121,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except (KeyboardInterrupt, asyncio.CancelledError):
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `edge-agent check ... | head`
+        return EXIT_OK
     return EXIT_FAILED  # pragma: no cover
 
 
@@ -132,24 +136,32 @@ def _check(config: SiteConfig, path: Path) -> int:
         f"broker {config.broker.host}:{config.broker.port}, "
         f"summaries every {config.summary.interval_s} s"
     )
-    for device in config.devices:
-        print(
-            f"\n{device.name} ({device.driver}"
-            f"{', model ' + device.model if device.model else ''}) "
-            f"{device.host}:{device.port} unit {device.unit}"
-        )
-        for name, point in device.points.items():
-            interval = point.poll_interval_s or device.poll_interval_s
-            unit = f" [{point.unit}]" if point.unit else ""
-            role = f"  role={point.role}" if point.role else ""
-            print(
-                f"  {name:<22} {point.table.value:<14} {point.address:>5} "
-                f"{point.type.value:<8} {point.byte_order.value}  every {interval:g} s"
-                f"{unit}{role}"
-            )
+    for line, devices in modbus_lines(config):
+        where = line.serial_port if line.transport == "serial" else f"{line.host}:{line.port}"
+        print(f"\nline {line.name} ({line.transport} {where}, timeout {line.timeout_s:g} s)")
+        for device in devices:
+            _print_device(device)
     print()
     _print_plan(config)
     return EXIT_OK
+
+
+def _print_device(device: ModbusDevice) -> None:
+    model = f", model {device.model}" if device.model else ""
+    print(f"  {device.name} (unit {device.unit}{model})")
+    for name, point in device.points.items():
+        interval = point.poll_interval_s or device.poll_interval_s
+        unit = f" [{point.unit}]" if point.unit else ""
+        role = f"  role={point.role}" if point.role else ""
+        writable = ""
+        if point.writable:
+            limits = f" {point.min:g}..{point.max:g}" if point.min is not None else ""
+            writable = f"  writable{limits}"
+        print(
+            f"    {name:<22} {point.table.value:<14} {point.address:>5} "
+            f"{point.type.value:<8} {point.byte_order.value}  every {interval:g} s"
+            f"{unit}{role}{writable}"
+        )
 
 
 def _print_plan(config: SiteConfig) -> None:

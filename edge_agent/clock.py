@@ -9,14 +9,18 @@ the real protocol stacks can answer and every run of the same inputs gives the s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import math
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 __all__ = ["Clock", "SimClock", "SystemClock", "next_boundary"]
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -38,6 +42,14 @@ class Clock(Protocol):
         """`task` is driven by this clock: time may not move on until it waits on the clock.
 
         Call it for each task that loops on the clock, right after creating it.
+        """
+        ...
+
+    async def wait_for(self, awaitable: Awaitable[T], timeout_s: float) -> T:
+        """`awaitable`'s result, or TimeoutError after `timeout_s` of this clock's time.
+
+        Request timeouts of the drivers go through here, so that a device that does not
+        answer costs simulated time on a bench, exactly as it costs real time on a plant.
         """
         ...
 
@@ -63,6 +75,9 @@ class SystemClock:
     def track(self, task: asyncio.Task[object]) -> None:
         pass
 
+    async def wait_for(self, awaitable: Awaitable[T], timeout_s: float) -> T:
+        return await asyncio.wait_for(awaitable, timeout_s)
+
 
 @dataclass(order=True)
 class _Sleeper:
@@ -83,9 +98,19 @@ class SimClock:
 
     `settle_timeout_s` bounds, in real seconds, how long one instant may take; it turns a task
     that never parks again into a clear error instead of a hung test.
+
+    `wait_for` gives real I/O up to `io_grace_s` real seconds to complete inside the current
+    instant (loopback answers take about a millisecond); an answer that has not come by then
+    is treated as no answer, and the timeout then runs in simulated time.
     """
 
-    def __init__(self, start: datetime | None = None, *, settle_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        start: datetime | None = None,
+        *,
+        settle_timeout_s: float = 30.0,
+        io_grace_s: float = 0.5,
+    ) -> None:
         self._now = start or datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
         if self._now.tzinfo is None:
             raise ValueError("SimClock needs a timezone-aware start time")
@@ -95,6 +120,7 @@ class SimClock:
         self._parked = asyncio.Event()
         self._parked.set()
         self._settle_timeout_s = settle_timeout_s
+        self._io_grace_s = io_grace_s
 
     def now(self) -> datetime:
         return self._now
@@ -115,6 +141,33 @@ class SimClock:
 
     def track(self, task: asyncio.Task[object]) -> None:
         self._mark_running(task)
+
+    async def wait_for(self, awaitable: Awaitable[T], timeout_s: float) -> T:
+        work = asyncio.ensure_future(awaitable)
+        try:
+            return await asyncio.wait_for(asyncio.shield(work), self._io_grace_s)
+        except TimeoutError:
+            pass
+        # No answer within the grace: wait on simulated time, parked, so the clock can move.
+        caller = asyncio.current_task()
+        deadline = self._now + timedelta(seconds=timeout_s)
+        expired: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, _Sleeper(deadline, next(self._seq), expired, caller))
+        self._mark_parked(caller)
+        try:
+            waiting: set[asyncio.Future[Any]] = {work, expired}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not expired.done():
+                expired.cancel()
+                if caller is not None:
+                    self._mark_running(caller)  # a late answer woke us, not the clock
+        if work.done():
+            return work.result()
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        raise TimeoutError(f"no answer within {timeout_s:g} s")
 
     def next_deadline(self) -> datetime | None:
         """The earliest deadline anyone waits for, or None when nobody sleeps."""

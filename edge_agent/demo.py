@@ -170,7 +170,10 @@ def _view(agent: Agent, received: deque[dict[str, Any]], now: datetime) -> Group
         readings.add_column(name, justify="right")
     readings.add_column("polls", justify="right")
     readings.add_column("link")
-    for device, poller in zip(agent.config.devices, agent.pollers, strict=True):
+    device_stats = {d: p.stats for p in agent.pollers for d in p.stats.devices}
+    for device in agent.config.devices:
+        poller_stats = device_stats[device.name]
+        stats = poller_stats.devices[device.name]
         cells = []
         for name in _SHOWN:
             reading = agent.image.get(f"{device.name}/{name}", now)
@@ -180,14 +183,20 @@ def _view(agent: Agent, received: deque[dict[str, Any]], now: datetime) -> Group
                 cells.append(f"[red]{reading.quality.value}")
             else:
                 cells.append(f"{float(reading.value):,.2f}")
-        link = "[green]up" if poller.stats.connected else "[red]down"
-        readings.add_row(device.name, *cells, str(poller.stats.cycles), link)
+        link = (
+            "[red]down"
+            if not poller_stats.connected
+            else "[yellow]degraded"
+            if stats.degraded
+            else "[green]up"
+        )
+        readings.add_row(device.name, *cells, str(stats.polls), link)
 
-    stats = agent.publisher.stats
-    broker = "[green]connected" if stats.connected else f"[red]down ({stats.last_error})"
+    publisher = agent.publisher.stats
+    broker = "[green]connected" if publisher.connected else f"[red]down ({publisher.last_error})"
     summaries = Table(
         title=f"Summaries received at the broker (publisher {broker}[/], "
-        f"published {stats.published}, outbox {agent.outbox.depth()})"
+        f"published {publisher.published}, outbox {agent.outbox.depth()})"
     )
     for column in ("seq", "device", "interval (UTC)", "energy kWh", "avg kW", "max kW", "good"):
         summaries.add_column(column, justify="right")

@@ -1,16 +1,26 @@
-"""One poll loop per device: fixed-rate ticks on the clock, faults contained.
+"""One poll loop per driver (a line, a gateway, or a device): fixed-rate ticks, faults contained.
 
-Ticks sit on a grid aligned to the epoch (every 1 s at :00.000, :01.000, ...), so a slow
-poll never shifts the ticks after it: the loop skips the ticks it missed and counts them as
-overruns. A device that cannot be reached has its points marked BAD and is reconnected with
-capped, jittered backoff; nothing it does can stop another device's loop or the agent.
+Every poll group has ticks on a grid aligned to the epoch plus its phase (every 1 s at
+:00.000, :01.000, ... or shifted), so a slow poll never shifts the ticks after it: the loop
+skips the ticks a group missed and counts them as overruns. Groups due together are read in
+order, one request at a time, since a line carries one request at a time.
+
+Two kinds of fault, two answers:
+- a device that does not answer (the line is fine) has its points marked BAD; after
+  `degrade_after` misses in a row it is *degraded*: polled only at backoff intervals, so
+  that its timeouts stop eating the other devices' poll rate, until it answers again;
+- a lost connection marks every point of the driver BAD, and the loop reconnects with
+  capped, jittered backoff.
+Nothing a device does can stop another driver's loop or the agent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from drivers.base import DeviceConfigError, DeviceUnavailable, Driver, PollGroup
@@ -19,65 +29,115 @@ from .backoff import Backoff
 from .clock import Clock, next_boundary
 from .process_image import ProcessImage
 
-__all__ = ["DevicePoller", "PollStats"]
+__all__ = ["DevicePolicy", "DeviceStats", "Poller", "PollerStats"]
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class DevicePolicy:
+    degrade_after: int = 3
+    """Misses in a row before the device is polled only at backoff intervals."""
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 60.0
+
+
 @dataclass(slots=True)
-class PollStats:
-    cycles: int = 0
-    """Ticks on which at least one group was read successfully."""
+class DeviceStats:
+    polls: int = 0
+    """Group reads that succeeded."""
+    errors: int = 0
+    """Group reads that got no answer."""
     overruns: int = 0
-    """Ticks skipped because the previous poll ran past them."""
-    failures: int = 0
-    """Connections lost or refused."""
-    connected: bool = False
+    """Ticks skipped because the line was still busy with earlier polls."""
+    degraded: bool = False
     last_success: datetime | None = None
+    last_error: str | None = None
 
 
-class DevicePoller:
+@dataclass(slots=True)
+class PollerStats:
+    connected: bool = False
+    connection_failures: int = 0
+    devices: dict[str, DeviceStats] = field(default_factory=dict)
+
+
+@dataclass(order=True, slots=True)
+class _Due:
+    at: datetime
+    seq: int
+    group: PollGroup = field(compare=False)
+
+
+@dataclass(slots=True)
+class _Health:
+    policy: DevicePolicy
+    backoff: Backoff
+    misses: int = 0
+    retry_at: datetime | None = None
+
+
+class Poller:
     def __init__(
-        self, driver: Driver, image: ProcessImage, clock: Clock, backoff: Backoff, *, site: str = ""
+        self,
+        driver: Driver,
+        image: ProcessImage,
+        clock: Clock,
+        backoff: Backoff,
+        *,
+        policies: dict[str, DevicePolicy] | None = None,
+        site: str = "",
     ) -> None:
         self._driver = driver
         self._image = image
         self._clock = clock
         self._backoff = backoff
         self._groups = list(driver.poll_groups())
-        self._base_s = min(g.interval_s for g in self._groups)
-        self._points = [p for g in self._groups for p in g.points]
-        self._label = f"{site}/{driver.device}" if site else driver.device
-        self.stats = PollStats()
+        self._label = f"{site}/{driver.name}" if site else driver.name
+        policies = policies or {}
+        self._health = {
+            d: _Health(
+                policies.get(d, DevicePolicy()),
+                Backoff(
+                    policies.get(d, DevicePolicy()).retry_initial_s,
+                    policies.get(d, DevicePolicy()).retry_max_s,
+                    rng=backoff.rng,
+                ),
+            )
+            for d in driver.devices
+        }
+        self.stats = PollerStats(devices={d: DeviceStats() for d in driver.devices})
+        self._seq = itertools.count()
 
     async def run(self) -> None:
-        """Poll until cancelled. Returns early only for a configuration fault of the device."""
+        """Poll until cancelled. Returns early only for a configuration fault."""
         while True:
             try:
                 async with self._driver:
                     self.stats.connected = True
                     if self._backoff.failures:
                         log.info("%s: connected again", self._label)
+                    self._backoff.reset()
                     await self._poll_forever()
             except DeviceUnavailable as exc:
-                await self._lost(str(exc))
+                await self._connection_lost(str(exc))
             except DeviceConfigError as exc:
                 log.error(
                     "%s: configuration does not match the device, not polling it: %s",
                     self._label,
                     exc,
                 )
-                self._image.mark_bad(self._points, self._clock.now(), str(exc))
+                self._mark_bad(self._groups, str(exc))
                 self.stats.connected = False
                 return
 
-    async def _lost(self, error: str) -> None:
+    async def _connection_lost(self, error: str) -> None:
         self.stats.connected = False
-        self.stats.failures += 1
-        self._image.mark_bad(self._points, self._clock.now(), error)
+        self.stats.connection_failures += 1
+        self._mark_bad(self._groups, error)
         delay = self._backoff.next_delay_s()
         log.warning(
-            "%s: %s; retrying in %.1f s (attempt %d)",
+            "%s: %s; reconnecting in %.1f s (attempt %d)",
             self._label,
             error,
             delay,
@@ -86,35 +146,80 @@ class DevicePoller:
         await self._clock.sleep(delay)
 
     async def _poll_forever(self) -> None:
-        tick = self._first_tick(self._clock.now())
-        while True:
-            await self._clock.sleep_until(tick)
-            polled = False
-            for group in self._due(tick):
-                readings = await self._driver.read(group, self._clock.now())
-                self._image.update(readings)
-                polled = True
-            if polled:
-                self.stats.cycles += 1
-                self.stats.last_success = self._clock.now()
-                self._backoff.reset()
-            tick = self._next_tick(tick)
-            await asyncio.sleep(0)  # a loop that is always late must still let others run
-
-    def _first_tick(self, now: datetime) -> datetime:
-        on_grid = now.timestamp() % self._base_s == 0
-        return now if on_grid else next_boundary(now, self._base_s)
-
-    def _next_tick(self, tick: datetime) -> datetime:
-        following = tick + timedelta(seconds=self._base_s)
         now = self._clock.now()
+        queue = [_Due(self._first_tick(g, now), next(self._seq), g) for g in self._groups]
+        heapq.heapify(queue)
+        while True:
+            due = heapq.heappop(queue)
+            await self._clock.sleep_until(due.at)
+            health = self._health[due.group.device]
+            if health.retry_at is None or self._clock.now() >= health.retry_at:
+                await self._poll(due.group, health)
+            heapq.heappush(queue, _Due(self._next_tick(due, health), next(self._seq), due.group))
+            await asyncio.sleep(0)  # a line that is always late must still let others run
+
+    async def _poll(self, group: PollGroup, health: _Health) -> None:
+        stats = self.stats.devices[group.device]
+        try:
+            readings = await self._driver.read(group, self._clock.now())
+        except DeviceUnavailable as exc:
+            if exc.device is None:
+                raise
+            self._missed(group, health, stats, str(exc))
+            return
+        self._image.update(readings)
+        stats.polls += 1
+        stats.last_success = self._clock.now()
+        if health.misses >= health.policy.degrade_after:
+            log.info(
+                "%s: %s answers again after %d misses", self._label, group.device, health.misses
+            )
+        health.misses, health.retry_at = 0, None
+        health.backoff.reset()
+        stats.degraded = False
+
+    def _missed(self, group: PollGroup, health: _Health, stats: DeviceStats, error: str) -> None:
+        health.misses += 1
+        stats.errors += 1
+        stats.last_error = error
+        device_groups = [g for g in self._groups if g.device == group.device]
+        self._mark_bad(device_groups, error)
+        if health.misses >= health.policy.degrade_after:
+            delay = health.backoff.next_delay_s()
+            health.retry_at = self._clock.now() + timedelta(seconds=delay)
+            if not stats.degraded:
+                log.warning(
+                    "%s: %s degraded after %d misses (%s); polled every %.1f s or "
+                    "less until it answers",
+                    self._label,
+                    group.device,
+                    health.misses,
+                    error,
+                    delay,
+                )
+            stats.degraded = True
+
+    def _mark_bad(self, groups: list[PollGroup], error: str) -> None:
+        now = self._clock.now()
+        self._image.mark_bad([p for g in groups for p in g.points], now, error)
+
+    def _first_tick(self, group: PollGroup, now: datetime) -> datetime:
+        shifted = now - timedelta(seconds=group.phase_s)
+        if shifted.timestamp() % group.interval_s == 0:
+            return now
+        return next_boundary(now, group.interval_s, phase_s=group.phase_s)
+
+    def _next_tick(self, due: _Due, health: _Health) -> datetime:
+        group = due.group
+        following = due.at + timedelta(seconds=group.interval_s)
+        now = self._clock.now()
+        if health.retry_at is not None and health.retry_at > following:
+            return next_boundary(
+                health.retry_at - timedelta(microseconds=1), group.interval_s, phase_s=group.phase_s
+            )
         if now <= following:
             return following
-        late = next_boundary(now, self._base_s)
-        missed = round((late - following).total_seconds() / self._base_s)
-        self.stats.overruns += missed
+        late = next_boundary(now, group.interval_s, phase_s=group.phase_s)
+        skipped = round((late - following).total_seconds() / group.interval_s)
+        self.stats.devices[group.device].overruns += skipped
         return late
-
-    def _due(self, tick: datetime) -> list[PollGroup]:
-        t = round(tick.timestamp(), 6)
-        return [g for g in self._groups if abs((t / g.interval_s) - round(t / g.interval_s)) < 1e-6]

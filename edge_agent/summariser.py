@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from drivers.modbus.config import ModbusTcpDevice
+from drivers.modbus.config import ModbusDevice
 
 from .clock import Clock, next_boundary
 from .config.schema import SiteConfig
@@ -48,7 +48,7 @@ class _Bucket:
 
 @dataclass(slots=True)
 class _DeviceBook:
-    device: ModbusTcpDevice
+    device: ModbusDevice
     roles: Mapping[str, str]
     """point id -> role"""
     buckets: dict[datetime, _Bucket] = field(default_factory=dict)

@@ -38,10 +38,11 @@ devices:
             await agent.started.wait()
             await clock.advance(60)
 
-            assert live_poller.stats.cycles == 61  # every tick from 0 to 60 s
-            assert live_poller.stats.overruns == 0
-            assert dead_poller.stats.cycles == 0
-            assert dead_poller.stats.failures >= 6  # backoff capped at 8 s: retried all along
+            live_stats = live_poller.stats.devices["live"]
+            assert live_stats.polls == 61  # every tick from 0 to 60 s
+            assert live_stats.overruns == 0
+            assert dead_poller.stats.devices["dead"].polls == 0
+            assert dead_poller.stats.connection_failures >= 6  # backoff capped at 8 s
             dead = agent.image.get("dead/total_power_kw", clock.now())
             assert dead is not None
             assert dead.quality is Quality.BAD
@@ -57,6 +58,6 @@ devices:
                 back = agent.image.get("dead/total_power_kw", clock.now())
                 assert back is not None
                 assert back.quality is Quality.GOOD
-                assert dead_poller.stats.cycles > 0
+                assert dead_poller.stats.devices["dead"].polls > 0
                 stop.set()
-    assert live_poller.stats.cycles == 71
+    assert live_poller.stats.devices["live"].polls == 71

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
 
 from drivers.base import DeviceUnavailable
 from drivers.modbus.codec import ByteOrder, DataType
-from drivers.modbus.config import ModbusPoint, ModbusTcpDevice
-from drivers.modbus.driver import ModbusTcpDriver
+from drivers.modbus.config import ModbusPoint, ModbusTcpDevice, implicit_line
+from drivers.modbus.driver import ModbusLineDriver
 from drivers.modbus.planner import Table
 from edge_agent.clock import SimClock
 from edge_agent.model import Quality
@@ -51,8 +52,12 @@ def device(port: int, points: dict[str, ModbusPoint], **extra: object) -> Modbus
         port=port,
         points=points,
         timeout_s=0.5,
-        **extra,
-    )  # type: ignore[arg-type]
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def driver_for(config: ModbusTcpDevice, clock: SimClock) -> ModbusLineDriver:
+    return ModbusLineDriver(implicit_line(config), [config], clock)
 
 
 async def test_every_type_and_order_reads_back_through_a_real_server(clock: SimClock) -> None:
@@ -61,7 +66,7 @@ async def test_every_type_and_order_reads_back_through_a_real_server(clock: SimC
     served.update(coil=True, scaled=21.5)
     async with ModbusSimulator([SimulatedUnit(1, points, lambda: served)]) as server:
         config = device(server.port, points, max_gap_registers=10)
-        async with ModbusTcpDriver(config) as driver:
+        async with driver_for(config, clock) as driver:
             [group] = driver.poll_groups()
             readings = {r.point.split("/")[1]: r for r in await driver.read(group, clock.now())}
     assert all(r.quality is Quality.GOOD for r in readings.values()), readings
@@ -82,7 +87,7 @@ async def test_an_exception_reply_marks_only_that_block_bad(clock: SimClock) -> 
     unit = SimulatedUnit(1, served_points, lambda: {"a": 7, "b": 8})
     async with (
         ModbusSimulator([unit]) as server,
-        ModbusTcpDriver(device(server.port, asked)) as driver,
+        driver_for(device(server.port, asked), clock) as driver,
     ):
         [group] = driver.poll_groups()
         readings = {r.point: r for r in await driver.read(group, clock.now())}
@@ -92,20 +97,29 @@ async def test_an_exception_reply_marks_only_that_block_bad(clock: SimClock) -> 
     assert "illegal data address" in (readings["dev/beyond"].error or "")
 
 
-async def test_nobody_listening_is_device_unavailable() -> None:
-    driver = ModbusTcpDriver(device(free_port(), {"a": ModbusPoint(address=0)}))
+async def test_nobody_listening_is_device_unavailable(clock: SimClock) -> None:
+    driver = driver_for(device(free_port(), {"a": ModbusPoint(address=0)}), clock)
     with pytest.raises(DeviceUnavailable, match="cannot connect"):
         async with driver:
             pass
 
 
-async def test_a_server_that_goes_away_mid_session_is_device_unavailable(clock: SimClock) -> None:
+async def test_a_server_that_goes_silent_costs_its_timeout_in_clock_time() -> None:
+    """The pymodbus server leaves accepted connections open when it stops: half-open, as after
+    a gateway reboot. The request times out on the agent's clock, not the wall clock."""
+    clock = SimClock(io_grace_s=0.05)
     points = {"a": ModbusPoint(address=0)}
     server = ModbusSimulator([SimulatedUnit(1, points, lambda: {"a": 1})])
     await server.__aenter__()
-    async with ModbusTcpDriver(device(server.port, points)) as driver:
+    async with driver_for(device(server.port, points), clock) as driver:
         [group] = driver.poll_groups()
         assert (await driver.read(group, clock.now()))[0].value == 1
         await server.__aexit__(None, None, None)
-        with pytest.raises(DeviceUnavailable):
-            await driver.read(group, clock.now())
+        read = asyncio.create_task(driver.read(group, clock.now()))
+        clock.track(read)
+        await clock.advance(0.4)
+        assert not read.done()
+        await clock.advance(0.2)  # the device's timeout_s is 0.5
+        with pytest.raises(DeviceUnavailable, match=r"no answer within 0\.5 s") as caught:
+            await read
+    assert caught.value.device == "dev"  # the unit, not yet the connection

@@ -2,22 +2,31 @@
 
 pymodbus renames its API between minor versions (`slave=` became `device_id=` in 3.10);
 keeping it behind these few calls means such a change touches one file.
+
+Errors are sorted by what the caller can do about them:
+- `NoAnswer`: this unit did not answer in time (or answered garbage); the line is fine.
+- `ModbusExceptionReply`: the unit answered with an exception code; it is alive.
+- `DeviceUnavailable`: the connection is gone; every unit on it is unreachable.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Awaitable
+from typing import Any
 
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
 
 from drivers.base import DeviceUnavailable
+from edge_agent.clock import Clock
 
+from .config import ModbusLine
 from .planner import Table
 
-__all__ = ["EXCEPTION_NAMES", "ModbusExceptionReply", "TcpConnection"]
+__all__ = ["EXCEPTION_NAMES", "Connection", "ModbusExceptionReply", "NoAnswer"]
 
 # pymodbus logs every timeout and reconnect at ERROR without saying which device; the driver
 # logs them itself, with the device, unit and address.
@@ -34,63 +43,125 @@ EXCEPTION_NAMES = {
     11: "gateway target device failed to respond",
 }
 
+# pymodbus's own timeout is only a backstop: the agent's clock times every request.
+_LIBRARY_TIMEOUT_S = 60.0
+
 
 class ModbusExceptionReply(Exception):
-    """The device answered with a Modbus exception code: it is alive, the request was refused."""
+    """The unit answered with a Modbus exception code: it is alive, the request was refused."""
 
     def __init__(self, code: int) -> None:
         self.code = code
         super().__init__(f"exception {code:02d} ({EXCEPTION_NAMES.get(code, 'unknown')})")
 
 
-class TcpConnection:
-    """One Modbus TCP connection; one request in flight at a time (pymodbus's own rule)."""
+class NoAnswer(Exception):
+    """The unit did not answer within the timeout, or its answer could not be decoded."""
 
-    def __init__(self, host: str, port: int, *, timeout_s: float) -> None:
-        self._address = f"{host}:{port}"
-        # No pymodbus retries or reconnects: the driver decides, on the agent's clock.
-        self._client = AsyncModbusTcpClient(
-            host, port=port, timeout=timeout_s, retries=0, reconnect_delay=0, name=self._address
+
+class Connection:
+    """One connection of a line; the caller makes sure one request is in flight at a time."""
+
+    def __init__(self, line: ModbusLine, clock: Clock) -> None:
+        self._line = line
+        self._clock = clock
+        self.address = (
+            line.serial_port if line.transport == "serial" else f"{line.host}:{line.port or 502}"
         )
-        self._timeout_s = timeout_s
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
 
-    async def connect(self) -> None:
+    def _new_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        line = self._line
+        # No pymodbus retries or reconnects: the line decides, on the agent's clock.
+        common: dict[str, Any] = {
+            "retries": 0,
+            "reconnect_delay": 0,
+            "timeout": _LIBRARY_TIMEOUT_S,
+            "name": self.address,
+        }
+        if line.transport == "serial":
+            assert line.serial_port is not None
+            return AsyncModbusSerialClient(
+                line.serial_port,
+                framer=FramerType.RTU,
+                baudrate=line.baudrate,
+                bytesize=line.bytesize,
+                parity=line.parity,
+                stopbits=line.stopbits,
+                **common,
+            )
+        assert line.host is not None
+        framer = FramerType.SOCKET if line.transport == "tcp" else FramerType.RTU
+        return AsyncModbusTcpClient(line.host, port=line.port or 502, framer=framer, **common)
+
+    async def open(self) -> None:
+        client = self._new_client()
         try:
-            connected = await asyncio.wait_for(self._client.connect(), self._timeout_s * 2)
+            connected = await self._clock.wait_for(client.connect(), self._line.timeout_s * 2)
         except (TimeoutError, OSError, ModbusException) as exc:
-            raise DeviceUnavailable(f"cannot connect to {self._address}: {exc}") from None
+            client.close()
+            raise DeviceUnavailable(f"cannot connect to {self.address}: {exc}") from None
         if not connected:
-            raise DeviceUnavailable(f"cannot connect to {self._address}")
+            client.close()
+            raise DeviceUnavailable(f"cannot connect to {self.address}")
+        self._client = client
 
     def close(self) -> None:
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     async def read(self, table: Table, start: int, count: int, unit: int) -> list[int]:
-        """Registers (or bits as 0/1) from `start`; ModbusExceptionReply or DeviceUnavailable."""
+        """Registers (or bits as 0/1) from `start`."""
+        client = self._connected()
         calls = {
-            Table.COIL: self._client.read_coils,
-            Table.DISCRETE_INPUT: self._client.read_discrete_inputs,
-            Table.HOLDING: self._client.read_holding_registers,
-            Table.INPUT: self._client.read_input_registers,
+            Table.COIL: client.read_coils,
+            Table.DISCRETE_INPUT: client.read_discrete_inputs,
+            Table.HOLDING: client.read_holding_registers,
+            Table.INPUT: client.read_input_registers,
         }
         reply = await self._execute(calls[table](start, count=count, device_id=unit))
         if table.is_bits:
-            return [int(b) for b in reply.bits[:count]]
+            bits = [int(b) for b in reply.bits[:count]]
+            if len(bits) != count:
+                raise NoAnswer(f"asked {count} bits at {start}, got {len(bits)}")
+            return bits
         registers = list(reply.registers)
         if len(registers) != count:
-            raise DeviceUnavailable(
-                f"{self._address} unit {unit}: asked {count} registers at {start}, "
-                f"got {len(registers)}"
-            )
+            raise NoAnswer(f"asked {count} registers at {start}, got {len(registers)}")
         return registers
 
-    async def _execute(self, request: object) -> ModbusPDU:
+    async def write(self, function_code: int, address: int, words: list[int], unit: int) -> None:
+        client = self._connected()
+        match function_code:
+            case 5:
+                request = client.write_coil(address, bool(words[0]), device_id=unit)
+            case 15:
+                request = client.write_coils(address, [bool(w) for w in words], device_id=unit)
+            case 6:
+                request = client.write_register(address, words[0], device_id=unit)
+            case _:
+                request = client.write_registers(address, words, device_id=unit)
+        await self._execute(request)
+
+    def _connected(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        if self._client is None or not self._client.connected:
+            raise DeviceUnavailable(f"{self.address}: not connected")
+        return self._client
+
+    async def _execute(self, request: Awaitable[ModbusPDU]) -> ModbusPDU:
         try:
-            reply: ModbusPDU = await asyncio.wait_for(request, self._timeout_s * 2)  # type: ignore[arg-type]
-        except (TimeoutError, ModbusException, OSError) as exc:
-            # A late answer could be taken for the next request's: drop the connection.
+            reply = await self._clock.wait_for(request, self._line.timeout_s)
+        except TimeoutError:
+            raise NoAnswer(f"no answer within {self._line.timeout_s:g} s") from None
+        except ConnectionException as exc:
             self.close()
-            raise DeviceUnavailable(f"{self._address}: {type(exc).__name__}: {exc}") from None
+            raise DeviceUnavailable(f"{self.address}: connection lost: {exc}") from None
+        except ModbusIOException as exc:
+            raise NoAnswer(f"no valid answer: {exc}") from None
+        except (ModbusException, OSError) as exc:
+            self.close()
+            raise DeviceUnavailable(f"{self.address}: {type(exc).__name__}: {exc}") from None
         if reply.isError():
             raise ModbusExceptionReply(int(getattr(reply, "exception_code", 0)))
         return reply

@@ -9,15 +9,15 @@ from __future__ import annotations
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PositiveFloat, SecretStr, field_validator
+from pydantic import Field, PositiveFloat, SecretStr, ValidationInfo, field_validator
 
-from drivers.modbus.config import ModbusTcpDevice
+from drivers.modbus.config import ModbusLine, ModbusLineDevice, ModbusTcpDevice
 
 from .base import Name, StrictModel
 
 __all__ = ["BrokerConfig", "Device", "SiteConfig", "SiteInfo", "SummaryConfig"]
 
-Device = Annotated[ModbusTcpDevice, Field(discriminator="driver")]
+Device = Annotated[ModbusTcpDevice | ModbusLineDevice, Field(discriminator="driver")]
 
 
 class SiteInfo(StrictModel):
@@ -78,6 +78,8 @@ class SiteConfig(StrictModel):
     site: SiteInfo
     broker: BrokerConfig = BrokerConfig()
     summary: SummaryConfig = SummaryConfig()
+    modbus_lines: list[ModbusLine] = Field(default_factory=list)
+    """Serial lines and gateways shared by several `driver: modbus` devices."""
     devices: list[Device] = Field(min_length=1)
 
     @field_validator("devices")
@@ -92,3 +94,24 @@ class SiteConfig(StrictModel):
                 )
             seen[device.name] = index
         return devices
+
+    @field_validator("devices")
+    @classmethod
+    def _lines_exist(cls, devices: list[Device], info: ValidationInfo) -> list[Device]:
+        lines = {line.name for line in info.data.get("modbus_lines", [])}
+        for device in devices:
+            if isinstance(device, ModbusLineDevice) and device.line not in lines:
+                known = ", ".join(sorted(lines)) or "none are declared"
+                raise ValueError(
+                    f"device {device.name!r} is on line {device.line!r}, which is not under "
+                    f"modbus_lines ({known})"
+                )
+        return devices
+
+    @field_validator("modbus_lines")
+    @classmethod
+    def _unique_lines(cls, lines: list[ModbusLine]) -> list[ModbusLine]:
+        names = [line.name for line in lines]
+        if len(set(names)) != len(names):
+            raise ValueError("two modbus_lines have the same name")
+        return lines

@@ -57,7 +57,7 @@ class Agent:
         for line, devices in modbus_lines(self.config):
             driver = ModbusLineDriver(line, devices, self.clock)
             policies = {
-                d.name: DevicePolicy(d.degrade_after, line.timeout_s, d.degraded_retry_max_s)
+                d.name: DevicePolicy(d.degrade_after, 2 * d.poll_interval_s, d.degraded_retry_max_s)
                 for d in devices
             }
             self.drivers.append(driver)

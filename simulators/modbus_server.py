@@ -1,14 +1,16 @@
-"""A Modbus TCP server on loopback that serves catalogue maps with live values.
+"""A Modbus server (TCP on loopback, or RTU on a serial port) serving catalogue maps live.
 
 Each unit behind the server is a device model from `configs/devices/` plus a function that
 gives the point values (in the map's engineering units) at the current simulated time. On
 every request the registers of that table are encoded from the values, through the same
 codec and byte order the agent decodes with, so what the agent reads is exactly what the
-model computed at that instant.
+model computed at that instant. Several units behind one server are a gateway or an RS-485
+line; each can be given a `Fault` while the server runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,13 +18,16 @@ from types import TracebackType
 from typing import Self
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
-from drivers.modbus.codec import DataType, encode, to_raw
+from drivers.modbus.codec import DataType, decode, encode, to_engineering, to_raw
 from drivers.modbus.config import ModbusPoint
 from drivers.modbus.planner import Table
+
+from .faults import Fault
 
 __all__ = ["ModbusSimulator", "SimulatedUnit"]
 
@@ -41,6 +46,7 @@ _TABLE_OF_FUNCTION = {
 _TABLE_INDEX = {Table.COIL: 0, Table.DISCRETE_INPUT: 1, Table.HOLDING: 2, Table.INPUT: 3}
 
 Values = Callable[[], Mapping[str, float | bool]]
+Written = Callable[[str, float | bool], None]
 
 
 @dataclass
@@ -49,17 +55,34 @@ class SimulatedUnit:
     points: Mapping[str, ModbusPoint]
     values: Values
     """Engineering values by point name at the current time; missing points read as 0."""
+    on_write: Written | None = None
+    """Called with (point, engineering value) for each point a write request changes."""
+    fault: Fault | None = None
+    """Set and clear while the server runs; the next request sees it."""
+    strict_map: bool = False
+    """Answer exception 02 for any register no point covers, as many real devices do."""
+    requests: int = 0
 
 
 class ModbusSimulator:
     """`async with ModbusSimulator([...]) as sim:` serves on `sim.port` until the block ends."""
 
     def __init__(
-        self, units: list[SimulatedUnit], *, host: str = "127.0.0.1", port: int = 0
+        self,
+        units: list[SimulatedUnit],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        framing: str = "mbap",
+        serial_port: str | None = None,
+        baudrate: int = 9600,
     ) -> None:
         self._units = {u.unit_id: u for u in units}
         self._host, self._port = host, port
-        self._server: ModbusTcpServer | None = None
+        self._framing = framing
+        self._serial_port, self._baudrate = serial_port, baudrate
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        self._stopping = asyncio.Event()
         self.requests = 0
 
     @property
@@ -69,11 +92,35 @@ class ModbusSimulator:
         sockets = self._server.transport.sockets  # type: ignore[attr-defined]
         return int(sockets[0].getsockname()[1])
 
+    def unit(self, unit_id: int) -> SimulatedUnit:
+        return self._units[unit_id]
+
     async def __aenter__(self) -> Self:
         devices = [self._device(unit) for unit in self._units.values()]
-        self._server = ModbusTcpServer(devices, address=(self._host, self._port))
+        self._stopping.clear()
+        if self._serial_port is not None:
+            self._server = ModbusSerialServer(
+                devices,
+                framer=FramerType.RTU,
+                port=self._serial_port,
+                baudrate=self._baudrate,
+                trace_packet=self._trace,
+            )
+        else:
+            framer = FramerType.SOCKET if self._framing == "mbap" else FramerType.RTU
+            self._server = ModbusTcpServer(
+                devices, address=(self._host, self._port), framer=framer, trace_packet=self._trace
+            )
         await self._server.serve_forever(background=True)
+        if self._serial_port is None:
+            self._port = self.port  # a restart binds the same port again
         return self
+
+    def drop_connections(self) -> None:
+        """Close every client connection, as a gateway does when it reboots."""
+        if self._server is not None:
+            for connection in list(self._server.active_connections.values()):
+                connection.close()
 
     async def __aexit__(
         self,
@@ -82,6 +129,8 @@ class ModbusSimulator:
         tb: TracebackType | None,
     ) -> None:
         if self._server is not None:
+            self._stopping.set()  # releases requests held by a no_answer fault
+            self.drop_connections()
             await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
 
@@ -109,14 +158,73 @@ class ModbusSimulator:
             set_values: list[int] | list[bool] | None,
         ) -> ExcCodes | None:
             self.requests += 1
+            unit.requests += 1
+            fault = unit.fault
+            if fault is not None:
+                if fault.kind == "no_answer":
+                    await self._stopping.wait()
+                    return ExcCodes.DEVICE_FAILURE
+                if fault.kind == "slow":
+                    await asyncio.sleep(fault.delay_s)
+                if fault.kind == "exception":
+                    return ExcCodes(fault.code)
             table = _TABLE_OF_FUNCTION.get(function_code)
             if table is None:
                 return ExcCodes.ILLEGAL_FUNCTION
+            if unit.strict_map and not self._mapped(unit, table, address, count):
+                return ExcCodes.ILLEGAL_ADDRESS
             if set_values is None:
                 self._refresh(unit, table, start, registers)
+            else:
+                self._apply_write(unit, table, address, set_values)
             return None
 
         return SimDevice(unit.unit_id, simdata=blocks, action=action)  # type: ignore[arg-type]
+
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        """Mangle the answers of units with a `corrupt` fault on their way out."""
+        if not sending or len(data) < 4:
+            return data
+        unit_id = data[6] if self._framing == "mbap" and self._serial_port is None else data[0]
+        unit = self._units.get(unit_id)
+        if unit is None or unit.fault is None or unit.fault.kind != "corrupt":
+            return data
+        mangled = bytearray(data)
+        mangled[-2] ^= 0x5A  # a data byte on TCP; the CRC on RTU
+        mangled[-1] ^= 0xA5
+        if self._framing == "mbap" and self._serial_port is None:
+            mangled[7] = 0x2B  # a function code the client did not ask for
+        return bytes(mangled)
+
+    @staticmethod
+    def _mapped(unit: SimulatedUnit, table: Table, address: int, count: int) -> bool:
+        covered: set[int] = set()
+        for point in unit.points.values():
+            if point.table is table:
+                width = 1 if table.is_bits else point.type.registers
+                covered.update(range(point.address, point.address + width))
+        return all(a in covered for a in range(address, address + count))
+
+    @staticmethod
+    def _apply_write(
+        unit: SimulatedUnit, table: Table, address: int, set_values: list[int] | list[bool]
+    ) -> None:
+        """Tell the model what the write set; the registers are refreshed on the next read."""
+        if unit.on_write is None:
+            return
+        written = range(address, address + len(set_values))
+        for name, point in unit.points.items():
+            if point.table is not table:
+                continue
+            if table.is_bits:
+                if point.address in written:
+                    unit.on_write(name, bool(set_values[point.address - address]))
+                continue
+            span = range(point.address, point.address + point.type.registers)
+            if span.start in written and span[-1] in written:
+                words = [int(set_values[a - address]) for a in span]
+                raw = decode(words, point.type, point.byte_order)
+                unit.on_write(name, to_engineering(raw, point.scale, point.offset))
 
     @staticmethod
     def _refresh(unit: SimulatedUnit, table: Table, start: int, registers: list[int]) -> None:

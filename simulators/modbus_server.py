@@ -239,7 +239,10 @@ class ModbusSimulator:
                     (registers[index] | mask) if value else (registers[index] & ~mask)
                 )
                 continue
-            raw = to_raw(value, point.type, point.scale, point.offset)
+            scale = point.scale
+            if point.scale_factor is not None:  # SunSpec: raw * 10**sf * scale + offset
+                scale *= 10.0 ** int(values.get(point.scale_factor, 0))
+            raw = to_raw(value, point.type, scale, point.offset)
             if point.type is not DataType.BOOL and not point.type.is_float:
                 low, high = point.type.raw_range()
                 raw = min(max(raw, low), high)

@@ -26,7 +26,7 @@ def sample_values(points: dict[str, ModbusPoint]) -> dict[str, float | bool]:
     """A value per point that survives the point's type, scale and scale factor exactly."""
     exponents = {p.scale_factor for p in points.values() if p.scale_factor}
     values: dict[str, float | bool] = {}
-    for index, (name, point) in enumerate(sorted(points.items())):
+    for index, name in enumerate(sorted(points)):
         if name in exponents:
             values[name] = -(index % 3)  # a SunSpec sunssf: 0, -1 or -2
     for index, (name, point) in enumerate(sorted(points.items())):

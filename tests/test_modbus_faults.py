@@ -212,5 +212,5 @@ async def test_a_write_that_does_not_stick_fails_its_read_back(clock: SimClock) 
         ModbusSimulator([unit]) as server,
         driver_for(device(server.port, WRITABLE), clock) as driver,
     ):
-        with pytest.raises(WriteFailed, match="wrote 30.0, read back 0.0"):
+        with pytest.raises(WriteFailed, match=r"wrote 30\.0, read back 0\.0"):
             await driver.write("dev/speed_ref_hz", 30.0)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from drivers.modbus.config import ModbusDevice
 from drivers.modbus.driver import plan_groups
+from drivers.modbus.planner import Table
 from drivers.registry import modbus_lines
 
 from .clock import SystemClock
@@ -82,6 +83,35 @@ def _parser() -> argparse.ArgumentParser:
         help="poll and summarise, but do not connect to the broker",
     )
 
+    probe = commands.add_parser(
+        "probe",
+        help="read a raw register window and print it decoded in every type and byte order",
+        epilog="examples:\n"
+        "  edge-agent probe --host 192.168.10.21 --unit 1 --table input --address 0 --count 12\n"
+        "  edge-agent probe --serial /dev/ttyUSB0 --baudrate 9600 --parity E --unit 3 "
+        "--address 3059 --count 4",
+        formatter_class=raw,
+    )
+    where = probe.add_mutually_exclusive_group(required=True)
+    where.add_argument("--host", help="a Modbus TCP device, gateway or serial converter")
+    where.add_argument("--serial", metavar="PATH", help="a serial port, e.g. /dev/ttyUSB0")
+    probe.add_argument("--port", type=int, default=502)
+    probe.add_argument(
+        "--framing",
+        choices=["mbap", "rtu"],
+        default="mbap",
+        help="rtu for serial-to-Ethernet converters (default mbap)",
+    )
+    probe.add_argument("--baudrate", type=int, default=9600)
+    probe.add_argument("--parity", choices=["N", "E", "O"], default="N")
+    probe.add_argument("--stopbits", type=int, choices=[1, 2], default=1)
+    probe.add_argument("--unit", type=int, default=1)
+    probe.add_argument("--table", choices=[t.value for t in Table], default="holding")
+    probe.add_argument("--address", type=int, required=True, help="zero-based")
+    probe.add_argument("--count", type=int, default=10)
+    probe.add_argument("--timeout", type=float, default=1.0, help="seconds")
+    probe.add_argument("--wide", action="store_true", help="also 64-bit values")
+
     demo = commands.add_parser(
         "demo",
         help="simulated meter + embedded broker (if none runs) + agent, live",
@@ -114,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _schema(payloads=args.payloads)
             case "run":
                 return asyncio.run(_run(load_site(args.site), publish=not args.no_publish))
+            case "probe":
+                return asyncio.run(_probe(args))
             case "demo":
                 from .demo import run_demo
 
@@ -187,6 +219,52 @@ def _schema(*, payloads: bool) -> int:
         print(json.dumps(schemas, indent=2))
     else:
         print(json.dumps(SiteConfig.model_json_schema(), indent=2))
+    return EXIT_OK
+
+
+async def _probe(args: argparse.Namespace) -> int:
+    from drivers.base import DeviceUnavailable
+    from drivers.modbus.client import ModbusExceptionReply, NoAnswer
+    from drivers.modbus.config import ModbusLine
+    from drivers.modbus.probe import format_window, probe
+
+    table = Table(args.table)
+    limit = 2000 if table.is_bits else 125
+    if not 1 <= args.count <= limit:
+        print(f"--count must be 1 to {limit} for {table.value}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.serial:
+        line = ModbusLine(
+            name="probe",
+            transport="serial",
+            serial_port=args.serial,
+            baudrate=args.baudrate,
+            parity=args.parity,
+            stopbits=args.stopbits,
+            timeout_s=args.timeout,
+        )
+        where = f"{args.serial} ({args.baudrate} {args.parity} {args.stopbits})"
+    else:
+        transport = "tcp" if args.framing == "mbap" else "rtu-over-tcp"
+        line = ModbusLine(
+            name="probe",
+            transport=transport,
+            host=args.host,
+            port=args.port,
+            timeout_s=args.timeout,
+        )
+        where = f"{args.host}:{args.port}"
+    try:
+        words = await probe(line, args.unit, table, args.address, args.count)
+    except (DeviceUnavailable, NoAnswer, ModbusExceptionReply) as exc:
+        print(
+            f"{where} unit {args.unit} FC{table.function_code:02d} {args.address}+"
+            f"{args.count}: {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(f"{where} unit {args.unit} FC{table.function_code:02d}")
+    print(format_window(words, args.address, table, wide=args.wide))
     return EXIT_OK
 
 

@@ -65,9 +65,9 @@ class DataType(StrEnum):
 
 class ByteOrder(StrEnum):
     ABCD = "ABCD"
-    DCBA = "DCBA"
-    BADC = "BADC"
     CDAB = "CDAB"
+    BADC = "BADC"
+    DCBA = "DCBA"
 
     @property
     def words_reversed(self) -> bool:

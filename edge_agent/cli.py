@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Literal
 
 from drivers.modbus.config import ModbusDevice
 from drivers.modbus.driver import plan_groups
@@ -245,7 +246,9 @@ async def _probe(args: argparse.Namespace) -> int:
         )
         where = f"{args.serial} ({args.baudrate} {args.parity} {args.stopbits})"
     else:
-        transport = "tcp" if args.framing == "mbap" else "rtu-over-tcp"
+        transport: Literal["tcp", "rtu-over-tcp"] = (
+            "tcp" if args.framing == "mbap" else "rtu-over-tcp"
+        )
         line = ModbusLine(
             name="probe",
             transport=transport,

@@ -20,6 +20,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -60,6 +61,8 @@ class PollerStats:
     connected: bool = False
     connection_failures: int = 0
     devices: dict[str, DeviceStats] = field(default_factory=dict)
+    lateness_s: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    """How late each of the recent group reads started after its tick (seconds)."""
 
 
 @dataclass(order=True, slots=True)
@@ -154,6 +157,7 @@ class Poller:
             await self._clock.sleep_until(due.at)
             health = self._health[due.group.device]
             if health.retry_at is None or self._clock.now() >= health.retry_at:
+                self.stats.lateness_s.append((self._clock.now() - due.at).total_seconds())
                 await self._poll(due.group, health)
             heapq.heappush(queue, _Due(self._next_tick(due, health), next(self._seq), due.group))
             await asyncio.sleep(0)  # a line that is always late must still let others run

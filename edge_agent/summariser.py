@@ -78,11 +78,14 @@ class Summariser:
 
     def on_readings(self, readings: list[Reading]) -> None:
         """ProcessImage listener: file each reading under its device and interval."""
+        last_book, last_at, bucket = None, None, _Bucket()
         for reading in readings:
             book = self._device_of.get(reading.point)
             if book is None:
                 continue
-            bucket = book.buckets.setdefault(self._interval_start(reading.at), _Bucket())
+            if book is not last_book or reading.at != last_at:  # a poll shares both
+                last_book, last_at = book, reading.at
+                bucket = book.buckets.setdefault(self._interval_start(reading.at), _Bucket())
             self._add(book, bucket, reading)
 
     async def run(self) -> None:

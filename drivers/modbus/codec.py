@@ -14,9 +14,10 @@ two functions, so a write can never use another order than the read of the same 
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "CodecError",
     "DataType",
     "decode",
+    "decoder",
     "encode",
     "to_engineering",
     "to_raw",
@@ -96,15 +98,6 @@ _FORMATS: dict[DataType, tuple[str, int]] = {
 }
 
 
-def _wire_to_big_endian(words: Sequence[int], order: ByteOrder) -> bytes:
-    ordered = list(reversed(words)) if order.words_reversed else list(words)
-    data = bytearray()
-    for word in ordered:
-        hi, lo = (word >> 8) & 0xFF, word & 0xFF
-        data += bytes((lo, hi)) if order.bytes_swapped else bytes((hi, lo))
-    return bytes(data)
-
-
 def _big_endian_to_wire(data: bytes, order: ByteOrder) -> list[int]:
     words = []
     for i in range(0, len(data), 2):
@@ -113,15 +106,36 @@ def _big_endian_to_wire(data: bytes, order: ByteOrder) -> list[int]:
     return list(reversed(words)) if order.words_reversed else words
 
 
+Decoder = Callable[[Sequence[int]], int | float | bool]
+
+
+@functools.cache
+def decoder(dtype: DataType, order: ByteOrder) -> Decoder:
+    """A compiled decoder for one type and order: the hot path of every poll.
+
+    Swapping the bytes of each word is packing the words little-endian; swapping the words
+    is reversing them first; one struct call then reads the value.
+    """
+    count = dtype.registers
+    pack = struct.Struct(("<" if order.bytes_swapped else ">") + "H" * count).pack
+    unpack = struct.Struct(">" + _FORMATS[dtype][0]).unpack
+    reverse = order.words_reversed
+
+    def run(registers: Sequence[int]) -> int | float | bool:
+        if len(registers) != count:
+            raise CodecError(f"{dtype} needs {count} registers, got {len(registers)}")
+        try:
+            raw = unpack(pack(*(reversed(registers) if reverse else registers)))[0]
+        except struct.error as exc:  # a word outside 0..65535
+            raise CodecError(str(exc)) from None
+        return bool(raw) if dtype is DataType.BOOL else raw
+
+    return run
+
+
 def decode(registers: Sequence[int], dtype: DataType, order: ByteOrder) -> int | float | bool:
     """Decode the raw value held in `registers` (exactly `dtype.registers` of them)."""
-    if len(registers) != dtype.registers:
-        raise CodecError(f"{dtype} needs {dtype.registers} registers, got {len(registers)}")
-    fmt, _size = _FORMATS[dtype]
-    (raw,) = struct.unpack(">" + fmt, _wire_to_big_endian(registers, order))
-    if dtype is DataType.BOOL:
-        return bool(raw)
-    return raw  # type: ignore[no-any-return]
+    return decoder(dtype, order)(registers)
 
 
 def encode(raw: int | float | bool, dtype: DataType, order: ByteOrder) -> list[int]:

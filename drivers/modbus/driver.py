@@ -18,10 +18,10 @@ from typing import Self
 
 from drivers.base import DeviceUnavailable, PollGroup, WriteFailed, WriteRefused
 from edge_agent.clock import Clock
-from edge_agent.model import PointId, Reading, Value
+from edge_agent.model import PointId, Quality, Reading, Value
 
 from .client import Connection, ModbusExceptionReply, NoAnswer
-from .codec import CodecError, DataType, decode, encode, to_engineering, to_raw
+from .codec import CodecError, DataType, Decoder, decoder, encode, to_engineering, to_raw
 from .config import ModbusDevice, ModbusLine, ModbusPoint
 from .planner import ReadRequest, Span, plan
 
@@ -115,6 +115,10 @@ class ModbusLineDriver:
 
     def poll_groups(self) -> Sequence[PollGroup]:
         return list(self._plans)
+
+    def requests_per_round(self) -> int:
+        """Requests one read of every group takes with the plans as learned so far."""
+        return sum(len(p.requests) for p in self._plans.values())
 
     async def __aenter__(self) -> Self:
         try:
@@ -280,29 +284,22 @@ class ModbusLineDriver:
     ) -> Reading:
         point_id = f"{device.name}/{name}"
         if name in refusals:
-            return Reading.bad(point_id, at, refusals[name])
+            return Reading(point_id, None, Quality.BAD, at, refusals[name])
         point = device.points[name]
         try:
-            raw = self._raw(point, words[name])
-            exponent = 0
+            raw = _decoder(point)(words[name])
             if point.scale_factor is not None:
-                sf_raw = words.get(point.scale_factor)
-                if sf_raw is None:
+                sf_words = words.get(point.scale_factor)
+                if sf_words is None:
                     return Reading.bad(point_id, at, f"scale factor {point.scale_factor} unread")
-                exponent = int(self._raw(device.points[point.scale_factor], sf_raw))
+                exponent = int(_decoder(device.points[point.scale_factor])(sf_words))
+                if exponent and not isinstance(raw, bool):
+                    raw = raw * 10.0**exponent
         except CodecError as exc:
             return Reading.bad(point_id, at, f"cannot decode: {exc}")
         if isinstance(raw, float) and math.isnan(raw):  # how many devices say "no value"
             return Reading.bad(point_id, at, "device returned NaN")
-        if exponent and not isinstance(raw, bool):
-            raw = raw * 10.0**exponent
-        return Reading.good(point_id, to_engineering(raw, point.scale, point.offset), at)
-
-    @staticmethod
-    def _raw(point: ModbusPoint, words: list[int]) -> int | float | bool:
-        if point.table.is_bits:
-            return bool(words[0])
-        return decode(words, point.type, point.byte_order)
+        return Reading(point_id, to_engineering(raw, point.scale, point.offset), Quality.GOOD, at)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -380,6 +377,14 @@ class ModbusLineDriver:
             return None
         reading = self._reading(device, name, {name: block}, {}, self._clock.now())
         return reading.value
+
+
+def _decoder(point: ModbusPoint) -> Decoder:
+    return _bit if point.table.is_bits else decoder(point.type, point.byte_order)
+
+
+def _bit(words: Sequence[int]) -> bool:
+    return bool(words[0])
 
 
 def _same(back: Value, wanted: Value, point: ModbusPoint) -> bool:

@@ -8,7 +8,6 @@ is waiting and to say `offline`. A fault inside any device never reaches this le
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,9 +16,11 @@ from drivers.base import Driver
 from drivers.modbus.driver import ModbusLineDriver
 from drivers.registry import modbus_lines
 
+from . import __version__
 from .backoff import Backoff
 from .clock import Clock
 from .config.schema import Device, SiteConfig
+from .model import count
 from .northbound.mqtt import MqttPublisher
 from .northbound.outbox import MemoryOutbox, Outbox
 from .polling import DevicePolicy, Poller
@@ -79,6 +80,17 @@ class Agent:
         self.started = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
+        site, broker = self.config.site, self.config.broker
+        log.info(
+            "edge-agent %s: site %s/%s, %s on %s, summaries every %d s %s",
+            __version__,
+            site.park,
+            site.name,
+            count(len(self.config.devices), "device"),
+            count(len(self.drivers), "line"),
+            self.config.summary.interval_s,
+            f"to {broker.host}:{broker.port}" if self.publish else "kept (--no-publish)",
+        )
         async with asyncio.TaskGroup() as group:
             producers = [
                 group.create_task(p.run(), name=f"poll {d.name}")
@@ -92,16 +104,22 @@ class Agent:
             )
             self.started.set()
             await stop.wait()
-            log.info("stopping: %d summaries waiting in the outbox", self.outbox.depth())
+            log.info("stopping: %s waiting in the outbox", count(self.outbox.depth(), "summary"))
             for task in producers:
                 task.cancel()
             if publisher is not None:
                 await self._drain(publisher)
 
     async def _drain(self, publisher: asyncio.Task[None]) -> None:
-        """Give the publisher a bounded moment to empty the outbox, then stop it."""
-        if self.publisher.stats.connected:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                    await self.outbox.wait_empty()
-        publisher.cancel()
+        """Let the publisher send what is waiting and say `offline`, within a bound."""
+        self.publisher.stop()
+        try:
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                await asyncio.shield(publisher)
+        except TimeoutError:
+            log.warning(
+                "the broker did not take the last %d summaries in %.0f s; they stay in the outbox",
+                self.outbox.depth(),
+                DRAIN_TIMEOUT_S,
+            )
+            publisher.cancel()

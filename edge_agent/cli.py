@@ -23,6 +23,7 @@ from .clock import SystemClock
 from .config.catalogue import BUILTIN_CATALOGUE
 from .config.loader import ConfigError, load_site
 from .config.schema import SiteConfig
+from .model import count
 
 __all__ = ["main"]
 
@@ -165,7 +166,7 @@ def _check(config: SiteConfig, path: Path) -> int:
     points = sum(len(d.points) for d in config.devices)
     print(
         f"{path}: OK - site {config.site.park}/{config.site.name}, "
-        f"{len(config.devices)} device(s), {points} point(s), "
+        f"{count(len(config.devices), 'device')}, {count(points, 'point')}, "
         f"broker {config.broker.host}:{config.broker.port}, "
         f"summaries every {config.summary.interval_s} s"
     )
@@ -203,8 +204,8 @@ def _print_plan(config: SiteConfig) -> None:
         print(f"{device.name}: planned requests")
         for group, requests in plan_groups(device):
             print(
-                f"  every {group.interval_s:g} s: {len(group.points)} points in "
-                f"{len(requests)} request(s)"
+                f"  every {group.interval_s:g} s: {count(len(group.points), 'point')} in "
+                f"{count(len(requests), 'request')}"
             )
             for request in requests:
                 print(f"    {request.describe()}")

@@ -21,6 +21,7 @@ from typing import Any
 import aiomqtt
 from rich.console import Console, Group
 from rich.live import Live
+from rich.logging import RichHandler
 from rich.table import Table
 
 from simulators.broker import MosquittoBroker, find_mosquitto, is_listening
@@ -75,8 +76,24 @@ async def _broker(host: str, port: int, console: Console) -> AsyncIterator[str]:
         await broker.shutdown()
 
 
+def _console() -> Console:
+    """On a terminal, log lines print above the live view instead of breaking it; in a log
+    file, lines are not wrapped at 80 columns."""
+    console = Console(soft_wrap=not Console().is_terminal)
+    if console.is_terminal:
+        root = logging.getLogger()
+        level = root.level
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        root.addHandler(RichHandler(console=console, show_path=False, log_time_format="%X"))
+        root.setLevel(level)
+        # The live view shows the summaries; their log lines would only scroll it.
+        logging.getLogger("edge_agent.summariser").setLevel(logging.WARNING)
+    return console
+
+
 async def run_demo(site: Path, *, duration_s: float | None = None) -> int:
-    console = Console()
+    console = _console()
     config = load_site(site)
     clock = SystemClock()
     units = []

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TypeAlias
 
-__all__ = ["PointId", "Quality", "Reading", "Value"]
+__all__ = ["PointId", "Quality", "Reading", "Value", "count"]
 
 Value: TypeAlias = float | int | bool
 
@@ -42,3 +42,8 @@ class Reading:
     @classmethod
     def bad(cls, point: PointId, at: datetime, error: str) -> Reading:
         return cls(point, None, Quality.BAD, at, error)
+
+
+def count(n: int, noun: str) -> str:
+    """`1 point`, `2 points`: for messages people read."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -6,8 +6,9 @@ park closes the same intervals at the same instants. The summary for [start, end
 
 - power statistics use the good readings stamped in [start, end);
 - interval energy is the energy register's boundary value at `end` minus that at `start`,
-  where a boundary value is the last good reading at or before the boundary. Register deltas
-  (not integrated power) are what the utility bills, and they lose nothing when a poll fails.
+  where a boundary value is the first good reading within `settle_s` after the boundary (the
+  poll made on it), else the last one before it. Register deltas (not integrated power) are
+  what the utility bills, and they lose nothing when a poll fails.
 """
 
 from __future__ import annotations
@@ -99,6 +100,17 @@ class Summariser:
     async def close_interval(self, start: datetime, end: datetime) -> None:
         for book in self._books.values():
             summary = self._summarise(book, start, end)
+            log.info(
+                "summary #%d %s %s-%s: %s kWh, average %s kW, peak %s kW, %s good",
+                summary.seq,
+                book.device.name,
+                f"{start:%H:%M:%S}",
+                f"{end:%H:%M:%S}",
+                _fmt(summary.energy_import_kwh, ".3f"),
+                _fmt(summary.power_avg_kw, ".1f"),
+                _fmt(summary.power_max_kw, ".1f"),
+                _fmt(summary.good_ratio, ".0%"),
+            )
             self._seq += 1
             await self._outbox.put(
                 self._topics.device_summary(book.device.name),
@@ -133,12 +145,16 @@ class Summariser:
             history.append((reading.at, value))
 
     def _boundary(self, book: _DeviceBook, role: str, at: datetime) -> float | None:
-        value = None
+        """The register's value at `at`: the poll made on the boundary, which lands a few
+        milliseconds after it on a real clock (within `settle_s`), else the last before it."""
+        before = None
         for when, kwh in book.energy.get(role, ()):
-            if when > at:
+            if when > at + self._settle:
                 break
-            value = kwh
-        return value
+            if when >= at:
+                return kwh
+            before = kwh
+        return before
 
     def _delta(
         self,
@@ -195,3 +211,7 @@ class Summariser:
                 for point, r in sorted(bucket.latest.items())
             },
         )
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)

@@ -88,12 +88,15 @@ class MosquittoBroker:
             f"{self._extra}\n",
             encoding="utf-8",
         )
+        # A session of its own: Ctrl-C in the terminal goes to the whole foreground process
+        # group, and the broker must outlive the agent's goodbye; stop() ends it.
         process = await asyncio.create_subprocess_exec(
             binary,
             "-c",
             str(conf),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
         )
         self._process = process
         assert process.stdout is not None

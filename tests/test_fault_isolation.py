@@ -61,3 +61,38 @@ devices:
                 assert dead_poller.stats.devices["dead"].polls > 0
                 stop.set()
     assert live_poller.stats.devices["live"].polls == 71
+
+
+async def test_a_meter_lost_mid_run_goes_bad_and_is_reconnected(
+    tmp_path: Path, clock: SimClock
+) -> None:
+    points = load_model("eastron-sdm630").points
+    meter = MeterModel(clock, seed=3)
+    port = free_port()
+    site = tmp_path / "site.yaml"
+    site.write_text(f"""
+site: {{name: press-shop, park: test-park}}
+devices:
+  - {{name: m, driver: modbus-tcp, model: eastron-sdm630, host: 127.0.0.1, port: {port},
+     reconnect_initial_s: 1, reconnect_max_s: 4}}
+""")
+    agent = Agent(load_site(site), clock, publish=False)
+    [poller] = agent.pollers
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(agent.run(stop))
+        await agent.started.wait()
+        async with ModbusSimulator([SimulatedUnit(1, points, meter.values)], port=port):
+            await clock.advance(10)
+        # The meter reboots: its connections are closed under the agent.
+        await clock.advance(10)
+        lost = agent.image.get("m/total_power_kw", clock.now())
+        assert lost is not None
+        assert lost.quality is Quality.BAD
+        assert poller.stats.connection_failures >= 1
+        async with ModbusSimulator([SimulatedUnit(1, points, meter.values)], port=port):
+            await clock.advance(10)
+            back = agent.image.get("m/total_power_kw", clock.now())
+            assert back is not None
+            assert back.quality is Quality.GOOD
+            stop.set()

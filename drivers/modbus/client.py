@@ -12,7 +12,7 @@ Errors are sorted by what the caller can do about them:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -120,7 +120,8 @@ class Connection:
             Table.HOLDING: client.read_holding_registers,
             Table.INPUT: client.read_input_registers,
         }
-        reply = await self._execute(calls[table](start, count=count, device_id=unit))
+        call = calls[table]
+        reply = await self._execute(lambda: call(start, count=count, device_id=unit))
         if table.is_bits:
             bits = [int(b) for b in reply.bits[:count]]
             if len(bits) != count:
@@ -133,25 +134,25 @@ class Connection:
 
     async def write(self, function_code: int, address: int, words: list[int], unit: int) -> None:
         client = self._connected()
-        match function_code:
-            case 5:
-                request = client.write_coil(address, bool(words[0]), device_id=unit)
-            case 15:
-                request = client.write_coils(address, [bool(w) for w in words], device_id=unit)
-            case 6:
-                request = client.write_register(address, words[0], device_id=unit)
-            case _:
-                request = client.write_registers(address, words, device_id=unit)
-        await self._execute(request)
+        bits = [bool(w) for w in words]
+        requests: dict[int, Callable[[], Awaitable[ModbusPDU]]] = {
+            5: lambda: client.write_coil(address, bits[0], device_id=unit),
+            15: lambda: client.write_coils(address, bits, device_id=unit),
+            6: lambda: client.write_register(address, words[0], device_id=unit),
+            16: lambda: client.write_registers(address, words, device_id=unit),
+        }
+        await self._execute(requests[function_code])
 
     def _connected(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         if self._client is None or not self._client.connected:
             raise DeviceUnavailable(f"{self.address}: not connected")
         return self._client
 
-    async def _execute(self, request: Awaitable[ModbusPDU]) -> ModbusPDU:
+    async def _execute(self, request: Callable[[], Awaitable[ModbusPDU]]) -> ModbusPDU:
+        """Send and wait; pymodbus raises "not connected" when the request is made, so the
+        request is made here, inside the handling."""
         try:
-            reply = await self._clock.wait_for(request, self._line.timeout_s)
+            reply = await self._clock.wait_for(request(), self._line.timeout_s)
         except TimeoutError:
             raise NoAnswer(f"no answer within {self._line.timeout_s:g} s") from None
         except ConnectionException as exc:

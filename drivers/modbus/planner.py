@@ -62,7 +62,8 @@ class ReadRequest:
     def describe(self) -> str:
         return (
             f"FC{self.table.function_code:02d} {self.table.value:<14} "
-            f"addr {self.start:>5}  count {self.count:>4}  ({len(self.spans)} points)"
+            f"addr {self.start:>5}  count {self.count:>4}  "
+            f"({len(self.spans)} point{'s' if len(self.spans) != 1 else ''})"
         )
 
 

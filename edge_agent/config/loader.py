@@ -70,7 +70,7 @@ def load_site(path: Path | str, *, environ: dict[str, str] | None = None) -> Sit
 
     problems = [Problem(_mark(doc, p), _field_path(doc.data, p), m) for p, m in doc.env_problems]
     model_problems = _resolve_models(doc, path)
-    problems += model_problems
+    problems += model_problems + _duplicate_names(doc) + _line_references(doc)
     try:
         config = SiteConfig.model_validate(doc.data)
     except ValidationError as exc:
@@ -80,8 +80,12 @@ def load_site(path: Path | str, *, environ: dict[str, str] | None = None) -> Sit
             p
             for p in _problems(doc, exc.errors())
             if not (
-                p.message == "required field is missing" and p.field.rsplit(".", 1)[0] in unresolved
+                p.message.startswith("required field is missing")
+                and p.field.rsplit(".", 1)[0] in unresolved
             )
+            # reported above, where they are written
+            and "two devices are named" not in p.message
+            and "which is not under modbus_lines" not in p.message
         ]
         raise ConfigError(_ordered(problems)) from None
     if problems:
@@ -108,6 +112,59 @@ def load_model(model: str, *, catalogue: Path | None = None) -> ModbusTcpDevice:
     if problems:
         raise ConfigError(_ordered(problems))
     return device
+
+
+def _duplicate_names(doc: Located) -> list[Problem]:
+    """Found before validation, so that it is reported with everything else, at the copy."""
+    devices = doc.data.get("devices")
+    if not isinstance(devices, list):
+        return []
+    first: dict[str, int] = {}
+    problems = []
+    for index, device in enumerate(devices):
+        name = device.get("name") if isinstance(device, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            path: Path_ = ("devices", index, "name")
+            problems.append(
+                Problem(
+                    _mark(doc, path),
+                    _field_path(doc.data, path),
+                    f"two devices are named {name!r} (entries "
+                    f"{first[name] + 1} and {index + 1}); names must be unique",
+                )
+            )
+        first.setdefault(name, index)
+    return problems
+
+
+def _line_references(doc: Located) -> list[Problem]:
+    """Every `line:` that names no declared line, each at its place."""
+    lines = doc.data.get("modbus_lines")
+    declared = (
+        {line.get("name") for line in lines if isinstance(line, dict)}
+        if isinstance(lines, list)
+        else set()
+    )
+    devices = doc.data.get("devices")
+    problems = []
+    for index, device in enumerate(devices if isinstance(devices, list) else []):
+        if not isinstance(device, dict) or device.get("driver") != "modbus":
+            continue
+        line = device.get("line")
+        if isinstance(line, str) and line not in declared:
+            path: Path_ = ("devices", index, "line")
+            known = ", ".join(sorted(str(n) for n in declared)) or "none are declared"
+            problems.append(
+                Problem(
+                    _mark(doc, path),
+                    _field_path(doc.data, path),
+                    f"no line named {line!r} under modbus_lines ({known})"
+                    f"{_did_you_mean(line, [str(n) for n in declared])}",
+                )
+            )
+    return problems
 
 
 def _resolve_models(
@@ -185,6 +242,13 @@ def _problem(doc: Located, error: Any) -> Problem:
         listing = f"; expected one of: {', '.join(sorted(allowed))}" if allowed else ""
         message = f"unknown field {key!r}{hint}{listing}"
         return Problem(_mark(doc, path, key=True), _field_path(doc.data, path), message)
+    if kind == "missing" and path[-1:] == ("points",) and len(path) == 3:
+        return Problem(
+            _mark(doc, path[:-1]),
+            _field_path(doc.data, path),
+            "required field is missing: list the device's points, or name a "
+            "catalogue model with `model:` (edge-agent check shows the models)",
+        )
     if kind == "missing":
         return Problem(
             _mark(doc, path[:-1]), _field_path(doc.data, path), "required field is missing"
@@ -197,6 +261,23 @@ def _problem(doc: Located, error: Any) -> Problem:
         )
         field = (*path, "driver")
         return Problem(_mark(doc, field), _field_path(doc.data, field), message)
+    plain = {
+        "model_type": "expected a mapping (indented `key: value` lines)",
+        "model_attributes_type": "expected a mapping (indented `key: value` lines)",
+        "dict_type": "expected a mapping (indented `key: value` lines)",
+        "list_type": "expected a list (lines starting with `- `)",
+    }
+    if kind in plain:
+        return Problem(
+            _mark(doc, path), _field_path(doc.data, path), f"{plain[kind]}; found {found!r}"
+        )
+    if kind == "too_short":
+        least = error.get("ctx", {}).get("min_length", 1)
+        return Problem(
+            _mark(doc, path),
+            _field_path(doc.data, path),
+            f"expected at least {least} item{'s' if least != 1 else ''}; found none",
+        )
     if kind == "string_pattern_mismatch":
         pattern = error.get("ctx", {}).get("pattern", "")
         return Problem(

@@ -9,10 +9,12 @@ broker publishes the Last Will `offline` if the agent disappears without saying 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 import aiomqtt
 
@@ -30,7 +32,7 @@ __all__ = ["MqttPublisher", "PublishStats"]
 log = logging.getLogger(__name__)
 
 _BATCH = 100
-_CLOSE_TIMEOUT_S = 2.0
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -58,6 +60,7 @@ class MqttPublisher:
         self._backoff = backoff or Backoff(broker.reconnect_initial_s, broker.reconnect_max_s)
         self._topics = Topics(broker.topic_prefix, site.park, site.name)
         self.stats = PublishStats()
+        self._stopping = asyncio.Event()
 
     def _status(self, state: Literal["online", "offline"], at: datetime) -> bytes:
         status = Status(
@@ -84,26 +87,35 @@ class MqttPublisher:
             timeout=10,
         )
 
+    def stop(self) -> None:
+        """Finish: send what the outbox holds while connected, say `offline`, disconnect.
+
+        `run()` then returns by itself; the caller bounds the wait and cancels past it (the
+        broker's Last Will says `offline` then)."""
+        self._stopping.set()
+
     async def run(self) -> None:
-        """Publish until cancelled; on cancellation say `offline` within a bounded time."""
-        while True:
+        """Publish until `stop()` (or cancellation)."""
+        while not self._stopping.is_set():
             try:
                 async with self._client() as client:
                     self.stats.connected = True
                     self.stats.connects += 1
                     self._backoff.reset()
                     log.info("connected to broker %s:%d", self._broker.host, self._broker.port)
-                    try:
-                        await client.publish(
-                            self._topics.status,
-                            self._status("online", self._clock.now()),
-                            qos=1,
-                            retain=True,
-                        )
-                        await self._drain(client)
-                    except asyncio.CancelledError:
-                        await self._goodbye(client)
-                        raise
+                    await client.publish(
+                        self._topics.status,
+                        self._status("online", self._clock.now()),
+                        qos=1,
+                        retain=True,
+                    )
+                    await self._drain(client)
+                    await client.publish(
+                        self._topics.status,
+                        self._status("offline", self._clock.now()),
+                        qos=1,
+                        retain=True,
+                    )
             except aiomqtt.MqttError as exc:
                 self.stats.connected = False
                 self.stats.failures += 1
@@ -117,26 +129,33 @@ class MqttPublisher:
                     self._outbox.depth(),
                     delay,
                 )
-                await self._clock.sleep(delay)
+                await self._wait_or_stop(self._clock.sleep(delay))
             finally:
                 self.stats.connected = False
 
     async def _drain(self, client: aiomqtt.Client) -> None:
+        """Publish from the outbox until stopped and the outbox is empty."""
         while True:
-            batch = await self._outbox.take(_BATCH)
+            batch = await self._wait_or_stop(self._outbox.take(_BATCH))
+            if batch is None:
+                if not self._outbox.depth():
+                    return
+                batch = await self._outbox.take(_BATCH)
             for message in batch:
                 await client.publish(message.topic, message.payload, qos=1)
                 await self._outbox.ack([message.id])
                 self.stats.published += 1
 
-    async def _goodbye(self, client: aiomqtt.Client) -> None:
+    async def _wait_or_stop(self, awaitable: Awaitable[T]) -> T | None:
+        """`awaitable`'s result, or None as soon as `stop()` is called."""
+        work = asyncio.ensure_future(awaitable)
+        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
-            async with asyncio.timeout(_CLOSE_TIMEOUT_S):
-                await client.publish(
-                    self._topics.status,
-                    self._status("offline", self._clock.now()),
-                    qos=1,
-                    retain=True,
-                )
-        except (aiomqtt.MqttError, TimeoutError):
-            pass  # the broker's Last Will says offline for us
+            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+        return None if work.cancelled() else work.result()

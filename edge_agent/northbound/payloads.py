@@ -40,8 +40,9 @@ class DeviceSummary(_Payload):
     interval_end: datetime
     energy_import_kwh: float | None
     """Import energy in the interval: the energy register's value at the end boundary minus
-    its value at the start boundary (the last good reading at or before each). None when
-    either boundary has no good reading."""
+    its value at the start boundary (each the poll made on the boundary, else the last good
+    reading before it). None when a boundary has no good reading (the first interval after
+    the agent starts, a meter that was down) or the register went backwards."""
     energy_export_kwh: float | None
     energy_import_start_kwh: float | None
     """The register value used for the start boundary, for audit."""

@@ -18,6 +18,7 @@ from drivers.registry import modbus_lines
 
 from . import __version__
 from .backoff import Backoff
+from .changes import ChangeFilter, Deadband
 from .clock import Clock
 from .config.schema import Device, SiteConfig
 from .model import count
@@ -41,6 +42,15 @@ def _stale_ages(devices: list[Device]) -> dict[str, timedelta]:
             interval = point.poll_interval_s or device.poll_interval_s
             ages[f"{device.name}/{name}"] = timedelta(seconds=device.stale_after_s or 3 * interval)
     return ages
+
+
+def _deadbands(devices: list[Device]) -> dict[str, Deadband]:
+    return {
+        f"{device.name}/{name}": Deadband(point.deadband, point.deadband_pct)
+        for device in devices
+        for name, point in device.points.items()
+        if point.deadband is not None or point.deadband_pct is not None
+    }
 
 
 @dataclass
@@ -74,6 +84,8 @@ class Agent:
             )
         self.summariser = Summariser(self.config, self.clock, self.outbox)
         self.image.subscribe(self.summariser.on_readings)
+        self.changes = ChangeFilter(_deadbands(self.config.devices))
+        self.image.subscribe(self.changes.on_readings)
         self.publisher = MqttPublisher(
             self.config.broker, self.config.site, self.outbox, self.clock
         )

@@ -116,6 +116,10 @@ class ModbusSimulator:
             self._port = self.port  # a restart binds the same port again
         return self
 
+    def connections(self) -> int:
+        """Client connections open now."""
+        return len(self._server.active_connections) if self._server is not None else 0
+
     def drop_connections(self) -> None:
         """Close every client connection, as a gateway does when it reboots."""
         if self._server is not None:

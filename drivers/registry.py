@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from edge_agent.config.schema import SiteConfig
 
-from .modbus.config import ModbusDevice, ModbusLine, ModbusLineDevice, implicit_line
+from .modbus.config import (
+    ModbusDevice,
+    ModbusLine,
+    ModbusLineDevice,
+    ModbusTcpDevice,
+    implicit_line,
+)
 
 __all__ = ["modbus_lines"]
 
@@ -21,7 +27,9 @@ def modbus_lines(config: SiteConfig) -> list[tuple[ModbusLine, list[ModbusDevice
     for device in config.devices:
         if isinstance(device, ModbusLineDevice):
             line = declared[device.line]
-        else:
+        elif isinstance(device, ModbusTcpDevice):
             line = implicit_line(device)
+        else:
+            continue
         lines.setdefault(line.name, (line, []))[1].append(device)
     return list(lines.values())

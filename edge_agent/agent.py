@@ -14,6 +14,8 @@ from datetime import timedelta
 
 from drivers.base import Driver
 from drivers.modbus.driver import ModbusLineDriver
+from drivers.opcua.config import OpcUaDevice
+from drivers.opcua.driver import OpcUaDriver
 from drivers.registry import modbus_lines
 
 from . import __version__
@@ -66,22 +68,22 @@ class Agent:
         self.drivers: list[Driver] = []
         self.pollers: list[Poller] = []
         for line, devices in modbus_lines(self.config):
-            driver = ModbusLineDriver(line, devices, self.clock)
             policies = {
                 d.name: DevicePolicy(d.degrade_after, 2 * d.poll_interval_s, d.degraded_retry_max_s)
                 for d in devices
             }
-            self.drivers.append(driver)
-            self.pollers.append(
-                Poller(
-                    driver,
-                    self.image,
-                    self.clock,
-                    Backoff(line.reconnect_initial_s, line.reconnect_max_s),
-                    policies=policies,
-                    site=self.config.site.name,
-                )
+            self._add(
+                ModbusLineDriver(line, devices, self.clock),
+                Backoff(line.reconnect_initial_s, line.reconnect_max_s),
+                policies,
             )
+        for device in self.config.devices:
+            if isinstance(device, OpcUaDevice):
+                self._add(
+                    OpcUaDriver(device, self.clock),
+                    Backoff(device.reconnect_initial_s, device.reconnect_max_s),
+                    {},
+                )
         self.summariser = Summariser(self.config, self.clock, self.outbox)
         self.image.subscribe(self.summariser.on_readings)
         self.changes = ChangeFilter(_deadbands(self.config.devices))
@@ -90,6 +92,19 @@ class Agent:
             self.config.broker, self.config.site, self.outbox, self.clock
         )
         self.started = asyncio.Event()
+
+    def _add(self, driver: Driver, backoff: Backoff, policies: dict[str, DevicePolicy]) -> None:
+        self.drivers.append(driver)
+        self.pollers.append(
+            Poller(
+                driver,
+                self.image,
+                self.clock,
+                backoff,
+                policies=policies,
+                site=self.config.site.name,
+            )
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         site, broker = self.config.site, self.config.broker
@@ -116,7 +131,10 @@ class Agent:
             )
             self.started.set()
             await stop.wait()
-            log.info("stopping: %s waiting in the outbox", count(self.outbox.depth(), "summary"))
+            log.info(
+                "stopping: %s waiting in the outbox",
+                count(self.outbox.depth(), "summary", "summaries"),
+            )
             for task in producers:
                 task.cancel()
             if publisher is not None:

@@ -17,6 +17,7 @@ from typing import Literal
 from drivers.modbus.config import ModbusDevice
 from drivers.modbus.driver import plan_groups
 from drivers.modbus.planner import Table
+from drivers.opcua.config import OpcUaDevice
 from drivers.registry import modbus_lines
 
 from .clock import SystemClock
@@ -175,6 +176,21 @@ def _check(config: SiteConfig, path: Path) -> int:
         print(f"\nline {line.name} ({line.transport} {where}, timeout {line.timeout_s:g} s)")
         for device in devices:
             _print_device(device)
+    for opcua in config.devices:
+        if isinstance(opcua, OpcUaDevice):
+            security = opcua.security
+            print(
+                f"\n{opcua.name} (OPC UA {opcua.endpoint}, {security.policy} {security.mode}, "
+                f"{opcua.mode} every {opcua.poll_interval_s:g} s)"
+            )
+            for name, node in opcua.points.items():
+                what = (
+                    f"method {node.method}"
+                    if node.method
+                    else ("writable" if node.writable else "")
+                )
+                unit = f" [{node.unit}]" if node.unit else ""
+                print(f"    {name:<22} {node.node_id:<34} {what}{unit}")
     print()
     _print_plan(config)
     return EXIT_OK
@@ -200,6 +216,13 @@ def _print_device(device: ModbusDevice) -> None:
 
 def _print_plan(config: SiteConfig) -> None:
     for device in config.devices:
+        if isinstance(device, OpcUaDevice):
+            print(
+                f"{device.name}: OPC UA, one "
+                f"{'subscription' if device.mode == 'subscribe' else 'Read call'} per poll "
+                f"interval for {count(len(device.points), 'node')}"
+            )
+            continue
         total_per_s = 0.0
         print(f"{device.name}: planned requests")
         for group, requests in plan_groups(device):

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
+import tempfile
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,14 +26,17 @@ from rich.live import Live
 from rich.logging import RichHandler
 from rich.table import Table
 
+from drivers.opcua.config import OpcUaDevice
 from simulators.broker import MosquittoBroker, find_mosquitto, is_listening
+from simulators.machines import Chiller, Furnace, InjectionMoulder, Machine
 from simulators.meter import MeterModel
 from simulators.modbus_server import ModbusSimulator, SimulatedUnit
+from simulators.opcua_server import OpcUaSimulator, SimulatedMachine
 
 from .agent import Agent
 from .clock import SystemClock
 from .config.loader import load_site
-from .config.schema import SiteConfig
+from .config.schema import Device, SiteConfig
 from .northbound.topics import Topics
 from .supervisor import run_until_signalled
 
@@ -92,47 +97,98 @@ def _console() -> Console:
     return console
 
 
+PHYSICS: dict[str, Callable[[], Machine]] = {
+    "electric-furnace": Furnace,
+    "injection-moulder": InjectionMoulder,
+    "process-chiller": Chiller,
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 async def run_demo(site: Path, *, duration_s: float | None = None) -> int:
     console = _console()
     config = load_site(site)
     clock = SystemClock()
-    units = []
-    for unit_id, device in enumerate(config.devices, start=1):
-        meter = MeterModel(clock, base_kw=150.0 + 40 * unit_id, seed=unit_id)
-        units.append(SimulatedUnit(unit_id, device.points, meter.values))
+    meters = [d for d in config.devices if not isinstance(d, OpcUaDevice)]
+    machines = [d for d in config.devices if isinstance(d, OpcUaDevice)]
+    units = [
+        SimulatedUnit(
+            unit_id,
+            device.points,
+            MeterModel(clock, base_kw=150.0 + 40 * unit_id, seed=unit_id).values,
+        )
+        for unit_id, device in enumerate(meters, start=1)
+    ]
+    simulated = [SimulatedMachine(d, PHYSICS.get(d.model or "", Furnace)()) for d in machines]
     received: deque[dict[str, Any]] = deque(maxlen=6)
 
-    async with (
-        ModbusSimulator(units) as simulator,
-        _broker(config.broker.host, config.broker.port, console) as broker_text,
-    ):
-        # One simulator serves every demo device, each as its own unit id.
-        devices = [
-            d.model_copy(update={"host": "127.0.0.1", "port": simulator.port, "unit": i})
-            for i, d in enumerate(config.devices, 1)
-        ]
-        config = config.model_copy(update={"devices": devices})
-        agent = Agent(config, clock)
-        console.print(
-            f"[bold]edge-agent demo[/]: site {config.site.park}/{config.site.name}; "
-            f"meter simulator on 127.0.0.1:{simulator.port}; {broker_text}; "
-            f"summaries every {config.summary.interval_s} s. Ctrl-C to stop."
-        )
+    with tempfile.TemporaryDirectory(prefix="edge-agent-demo-") as pki:
+        async with (
+            ModbusSimulator(units) as simulator,
+            OpcUaSimulator(
+                simulated, clock=clock, port=_free_port(), pki=Path(pki) / "server"
+            ) as machine_server,
+            _broker(config.broker.host, config.broker.port, console) as broker_text,
+        ):
+            # One Modbus simulator serves every meter, each as its own unit id; one OPC UA
+            # server every machine. The demo trusts its own simulator's certificate.
+            trusted = Path(pki) / "trusted"
+            trusted.mkdir()
+            (trusted / "simulator.der").write_bytes(machine_server.certificate.read_bytes())
+            devices: list[Device] = []
+            unit = 0
+            for device in config.devices:
+                if isinstance(device, OpcUaDevice):
+                    security = device.security.model_copy(
+                        update={
+                            "trusted": trusted,
+                            "rejected": Path(pki) / "rejected",
+                            "certificate": Path(pki) / "own" / "agent.der",
+                            "private_key": Path(pki) / "own" / "agent-key.pem",
+                        }
+                    )
+                    devices.append(
+                        device.model_copy(
+                            update={"endpoint": machine_server.url, "security": security}
+                        )
+                    )
+                else:
+                    unit += 1
+                    devices.append(
+                        device.model_copy(
+                            update={"host": "127.0.0.1", "port": simulator.port, "unit": unit}
+                        )
+                    )
+            config = config.model_copy(update={"devices": devices})
+            agent = Agent(config, clock)
+            console.print(
+                f"[bold]edge-agent demo[/]: site {config.site.park}/{config.site.name}; "
+                f"Modbus meter simulator on 127.0.0.1:{simulator.port}; OPC UA machines at "
+                f"{machine_server.url}; {broker_text}; summaries every "
+                f"{config.summary.interval_s} s. Ctrl-C to stop."
+            )
 
-        async def main(stop: asyncio.Event) -> None:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(agent.run(stop), name="agent")
-                helpers = [
-                    group.create_task(_watch_broker(config, received), name="subscriber"),
-                    group.create_task(_show(console, agent, received), name="view"),
-                ]
-                if duration_s is not None:
-                    helpers.append(group.create_task(_stop_after(duration_s, stop), name="timer"))
-                await stop.wait()
-                for task in helpers:
-                    task.cancel()
+            async def main(stop: asyncio.Event) -> None:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(agent.run(stop), name="agent")
+                    helpers = [
+                        group.create_task(_watch_broker(config, received), name="subscriber"),
+                        group.create_task(_show(console, agent, received), name="view"),
+                    ]
+                    if duration_s is not None:
+                        helpers.append(
+                            group.create_task(_stop_after(duration_s, stop), name="timer")
+                        )
+                    await stop.wait()
+                    for task in helpers:
+                        task.cancel()
 
-        await run_until_signalled(main)
+            await run_until_signalled(main)
     console.print(
         f"Stopped. Summaries published: {agent.publisher.stats.published}; "
         f"still in the outbox: {agent.outbox.depth()}."

@@ -34,6 +34,8 @@ class Reading:
     """When the device was read, from the agent's clock (UTC)."""
     error: str | None = None
     """Why the quality is not GOOD, for logs and the data-quality report."""
+    source_at: datetime | None = None
+    """The device's own timestamp of the value, where the protocol carries one (OPC UA)."""
 
     @classmethod
     def good(cls, point: PointId, value: Value, at: datetime) -> Reading:
@@ -44,6 +46,6 @@ class Reading:
         return cls(point, None, Quality.BAD, at, error)
 
 
-def count(n: int, noun: str) -> str:
+def count(n: int, noun: str, plural: str | None = None) -> str:
     """`1 point`, `2 points`: for messages people read."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"

@@ -19,10 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from drivers.modbus.config import ModbusDevice
-
 from .clock import Clock, next_boundary
-from .config.schema import SiteConfig
+from .config.schema import Device, SiteConfig
 from .model import Quality, Reading
 from .northbound.outbox import Outbox
 from .northbound.payloads import DeviceSummary, LatestValue
@@ -49,7 +47,7 @@ class _Bucket:
 
 @dataclass(slots=True)
 class _DeviceBook:
-    device: ModbusDevice
+    device: Device
     roles: Mapping[str, str]
     """point id -> role"""
     buckets: dict[datetime, _Bucket] = field(default_factory=dict)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 
 from edge_agent.clock import SystemClock
-from edge_agent.config.loader import load_model
+from edge_agent.config.loader import load_modbus_model
 
 from .meter import MeterModel
 from .modbus_server import ModbusSimulator, SimulatedUnit
@@ -19,7 +19,7 @@ from .modbus_server import ModbusSimulator, SimulatedUnit
 
 async def _serve_meter(host: str, port: int, unit: int, base_kw: float, seed: int) -> None:
     meter = MeterModel(SystemClock(), base_kw=base_kw, seed=seed)
-    points = load_model("eastron-sdm630").points
+    points = load_modbus_model("eastron-sdm630").points
     async with ModbusSimulator(
         [SimulatedUnit(unit, points, meter.values)], host=host, port=port
     ) as server:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from edge_agent.clock import SimClock
-from edge_agent.config.loader import load_model
+from edge_agent.config.loader import load_modbus_model
 from simulators.broker import MosquittoBroker, find_mosquitto
 from simulators.meter import MeterModel
 from simulators.modbus_server import ModbusSimulator, SimulatedUnit
@@ -43,6 +43,6 @@ def meter(clock: SimClock) -> MeterModel:
 
 @pytest.fixture
 async def meter_server(meter: MeterModel) -> AsyncIterator[ModbusSimulator]:
-    points = load_model("eastron-sdm630").points
+    points = load_modbus_model("eastron-sdm630").points
     async with ModbusSimulator([SimulatedUnit(1, points, meter.values)]) as server:
         yield server

@@ -11,11 +11,13 @@ from drivers.modbus.config import ModbusPoint, implicit_line
 from drivers.modbus.driver import ModbusLineDriver
 from edge_agent.clock import SimClock
 from edge_agent.config.catalogue import BUILTIN_CATALOGUE
-from edge_agent.config.loader import load_model
+from edge_agent.config.loader import load_modbus_model
 from edge_agent.model import Quality
 from simulators.modbus_server import ModbusSimulator, SimulatedUnit
 
 MODELS = sorted(p.stem for p in BUILTIN_CATALOGUE.glob("*.yaml"))
+MODBUS = [m for m in MODELS if "protocol: modbus" in (BUILTIN_CATALOGUE / f"{m}.yaml").read_text()]
+OPCUA = [m for m in MODELS if "protocol: opcua" in (BUILTIN_CATALOGUE / f"{m}.yaml").read_text()]
 
 
 def test_the_catalogue_has_the_models_integrators_ask_for() -> None:
@@ -41,9 +43,9 @@ def sample_values(points: dict[str, ModbusPoint]) -> dict[str, float | bool]:
     return values
 
 
-@pytest.mark.parametrize("model", MODELS)
-async def test_model_reads_back_through_the_simulator(model: str, clock: SimClock) -> None:
-    device = load_model(model)
+@pytest.mark.parametrize("model", MODBUS)
+async def test_modbus_model_reads_back_through_the_simulator(model: str, clock: SimClock) -> None:
+    device = load_modbus_model(model)
     assert device.points, model
     assert (Path(BUILTIN_CATALOGUE) / f"{model}.yaml").read_text().startswith("#"), (
         "a catalogue file starts with comments saying what the device is"

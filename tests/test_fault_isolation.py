@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edge_agent.agent import Agent
 from edge_agent.clock import SimClock
-from edge_agent.config.loader import load_model, load_site
+from edge_agent.config.loader import load_modbus_model, load_site
 from edge_agent.model import Quality
 from simulators.meter import MeterModel
 from simulators.modbus_server import ModbusSimulator, SimulatedUnit
@@ -17,7 +17,7 @@ from tests.conftest import free_port
 async def test_one_dead_meter_leaves_the_other_polling_and_recovers(
     tmp_path: Path, clock: SimClock
 ) -> None:
-    points = load_model("eastron-sdm630").points
+    points = load_modbus_model("eastron-sdm630").points
     live_meter, dead_meter = MeterModel(clock, seed=1), MeterModel(clock, seed=2)
     dead_port = free_port()
     site = tmp_path / "site.yaml"
@@ -66,7 +66,7 @@ devices:
 async def test_a_meter_lost_mid_run_goes_bad_and_is_reconnected(
     tmp_path: Path, clock: SimClock
 ) -> None:
-    points = load_model("eastron-sdm630").points
+    points = load_modbus_model("eastron-sdm630").points
     meter = MeterModel(clock, seed=3)
     port = free_port()
     site = tmp_path / "site.yaml"

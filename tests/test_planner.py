@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drivers.modbus.planner import Span, Table, plan
-from edge_agent.config.loader import load_model
+from edge_agent.config.loader import load_modbus_model
 
 
 def spans(*addresses: int, table: Table = Table.HOLDING, width: int = 2) -> list[Span]:
@@ -63,6 +63,6 @@ def test_a_point_wider_than_a_read_is_an_error() -> None:
 
 
 def test_sdm630_catalogue_plan_is_two_requests() -> None:
-    device = load_model("eastron-sdm630")
+    device = load_modbus_model("eastron-sdm630")
     requests = plan((p.span(n) for n, p in device.points.items()), max_gap=device.max_gap_registers)
     assert [(r.start, r.count) for r in requests] == [(0, 88), (342, 2)]

@@ -13,7 +13,7 @@ import pytest
 
 from edge_agent.agent import Agent
 from edge_agent.clock import SimClock
-from edge_agent.config.loader import load_model, load_site
+from edge_agent.config.loader import load_modbus_model, load_site
 from edge_agent.model import Quality
 from simulators.faults import Fault
 from simulators.meter import MeterModel
@@ -28,7 +28,7 @@ DEAD = 3
 @contextlib.asynccontextmanager
 async def line(transport: str, clock: SimClock) -> AsyncIterator[tuple[ModbusSimulator, str]]:
     """A simulator with five meters behind one line, and the site's `modbus_lines` entry."""
-    points = load_model("eastron-sdm630").points
+    points = load_modbus_model("eastron-sdm630").points
     units = [SimulatedUnit(u, points, MeterModel(clock, seed=u).values) for u in UNITS]
     if transport == "serial":
         async with (
@@ -96,7 +96,7 @@ devices:
 
 async def test_a_gateway_gets_no_more_connections_than_it_allows(tmp_path: Path) -> None:
     clock = SimClock(START)
-    points = load_model("eastron-sdm630").points
+    points = load_modbus_model("eastron-sdm630").points
     units = [SimulatedUnit(u, points, MeterModel(clock, seed=u).values) for u in UNITS]
     async with ModbusSimulator(units) as simulator:
         devices = "\n".join(

@@ -17,6 +17,7 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from drivers.modbus.config import ModbusTcpDevice
+from drivers.opcua.config import OpcUaDevice
 
 from .catalogue import (
     BUILTIN_CATALOGUE,
@@ -29,7 +30,14 @@ from .catalogue import (
 from .located import Located, Mark, Path_, YamlSyntaxError, read_yaml
 from .schema import SiteConfig
 
-__all__ = ["ConfigError", "Problem", "load_model", "load_site"]
+__all__ = [
+    "ConfigError",
+    "Problem",
+    "load_modbus_model",
+    "load_model",
+    "load_opcua_model",
+    "load_site",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,24 +101,47 @@ def load_site(path: Path | str, *, environ: dict[str, str] | None = None) -> Sit
     return config
 
 
-def load_model(model: str, *, catalogue: Path | None = None) -> ModbusTcpDevice:
-    """A catalogue model as a device (host `model`), validated like a site's device.
+def load_model(model: str, *, catalogue: Path | None = None) -> ModbusTcpDevice | OpcUaDevice:
+    """A catalogue model as a device, validated like a site's device: a Modbus model as a
+    `modbus-tcp` device at host `model`, an OPC UA model at `opc.tcp://model`.
 
     The simulators serve catalogue maps with it, and a test validates every catalogue file.
     """
     directory = catalogue or BUILTIN_CATALOGUE
-    doc = Located(
-        {"devices": [{"driver": "modbus-tcp", "name": "model", "host": "model", "model": model}]}
+    path = directory / f"{model}.yaml"
+    protocol = read_yaml(path).data.get("protocol") if path.is_file() else None
+    stub: dict[str, object] = (
+        {"driver": "opcua", "endpoint": "opc.tcp://model"}
+        if protocol == "opcua"
+        else {"driver": "modbus-tcp", "host": "model"}
     )
-    doc.values[()] = Mark(str(directory / f"{model}.yaml"), 1, 1)
+    doc = Located({"devices": [{**stub, "name": "model", "model": model}]})
+    doc.values[()] = Mark(str(path), 1, 1)
     problems = _resolve_models(doc, directory / "site.yaml", dirs=[directory])
+    kind: type[ModbusTcpDevice | OpcUaDevice] = (
+        OpcUaDevice if protocol == "opcua" else ModbusTcpDevice
+    )
     try:
-        device = ModbusTcpDevice.model_validate(doc.data["devices"][0])
+        device = kind.model_validate(doc.data["devices"][0])
     except ValidationError as exc:
         problems += _problems(doc, [{**e, "loc": ("devices", 0, *e["loc"])} for e in exc.errors()])
         raise ConfigError(_ordered(problems)) from None
     if problems:
         raise ConfigError(_ordered(problems))
+    return device
+
+
+def load_modbus_model(model: str) -> ModbusTcpDevice:
+    device = load_model(model)
+    if not isinstance(device, ModbusTcpDevice):
+        raise ConfigError([Problem(Mark(model, 1, 1), "protocol", "not a Modbus model")])
+    return device
+
+
+def load_opcua_model(model: str) -> OpcUaDevice:
+    device = load_model(model)
+    if not isinstance(device, OpcUaDevice):
+        raise ConfigError([Problem(Mark(model, 1, 1), "protocol", "not an OPC UA model")])
     return device
 
 

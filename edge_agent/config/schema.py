@@ -12,12 +12,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, PositiveFloat, SecretStr, ValidationInfo, field_validator
 
 from drivers.modbus.config import ModbusLine, ModbusLineDevice, ModbusTcpDevice
+from drivers.opcua.config import OpcUaDevice
 
 from .base import Name, StrictModel
 
 __all__ = ["BrokerConfig", "Device", "SiteConfig", "SiteInfo", "SummaryConfig"]
 
-Device = Annotated[ModbusTcpDevice | ModbusLineDevice, Field(discriminator="driver")]
+Device = Annotated[ModbusTcpDevice | ModbusLineDevice | OpcUaDevice, Field(discriminator="driver")]
 
 
 class SiteInfo(StrictModel):

@@ -1,0 +1,1 @@
+"""OPC UA driver. asyncua is imported only in `session.py` (and the simulators)."""

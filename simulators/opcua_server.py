@@ -1,0 +1,224 @@
+"""An OPC UA server on loopback exposing simulated production machines from node maps.
+
+Each machine is a catalogue model with `protocol: opcua` (configs/devices/) and a physics
+model from `machines.py`. Every `step_s` of the clock the server takes what clients wrote
+(enable, setpoint), steps the physics and publishes the outputs with the clock's time as
+their source timestamp. It offers the security modes plants use, with a generated server
+certificate, and scriptable faults: restart, and a node that disappears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from asyncua import Server, ua
+from asyncua.common.methods import uamethod
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from drivers.opcua.config import OpcUaDevice
+from edge_agent.clock import Clock
+
+from .machines import Machine
+
+__all__ = ["OpcUaSimulator", "SimulatedMachine"]
+
+logging.getLogger("asyncua").setLevel(logging.CRITICAL)
+
+NAMESPACE = "urn:park-edge-agent:machines"
+APPLICATION_URI = "urn:park-edge-agent:simulator"
+
+
+@dataclass
+class SimulatedMachine:
+    device: OpcUaDevice
+    """The node map: a catalogue model (`load_model`) or a site's device."""
+    physics: Machine
+
+
+class OpcUaSimulator:
+    """`async with OpcUaSimulator(machines, clock=..., port=...) as sim:` serves on `sim.url`."""
+
+    def __init__(
+        self,
+        machines: list[SimulatedMachine],
+        *,
+        clock: Clock,
+        port: int,
+        pki: Path,
+        step_s: float = 1.0,
+    ) -> None:
+        self._machines = machines
+        self._clock = clock
+        self.port = port
+        self._pki = pki
+        self._step_s = step_s
+        self._server: Server | None = None
+        self._nodes: dict[tuple[int, str], Any] = {}
+        self._stepper: asyncio.Task[None] | None = None
+        self.certificate = pki / "server-cert.der"
+        self._key = pki / "server-key.pem"
+
+    @property
+    def url(self) -> str:
+        return f"opc.tcp://127.0.0.1:{self.port}/park/"
+
+    async def __aenter__(self) -> Self:
+        self._pki.mkdir(parents=True, exist_ok=True)
+        await setup_self_signed_certificate(
+            self._key,
+            self.certificate,
+            APPLICATION_URI,
+            socket.gethostname(),
+            [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+            {"organizationName": "park-edge-agent simulator"},
+        )
+        await self._start()
+        self._stepper = asyncio.create_task(self._step_forever(), name="opcua simulator")
+        self._clock.track(self._stepper)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._stepper is not None:
+            self._stepper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stepper
+        await self._stop()
+
+    async def restart(self) -> None:
+        """Stop and start again on the same port: every session is lost, state is kept."""
+        await self._stop()
+        await self._start()
+
+    async def remove(self, machine: int, point: str) -> None:
+        """The node of `point` disappears, as after a PLC program change."""
+        node = self._nodes.pop((machine, point))
+        assert self._server is not None
+        await self._server.delete_nodes([node])
+
+    async def _start(self) -> None:
+        server = Server()
+        await server.init()
+        server.set_endpoint(self.url)
+        server.set_server_name("park-edge-agent machine simulator")
+        await server.set_application_uri(APPLICATION_URI)
+        await server.load_certificate(str(self.certificate))
+        await server.load_private_key(str(self._key))
+        server.set_security_policy(
+            [
+                ua.SecurityPolicyType.NoSecurity,
+                ua.SecurityPolicyType.Basic256Sha256_Sign,
+                ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+                ua.SecurityPolicyType.Aes128Sha256RsaOaep_SignAndEncrypt,
+                ua.SecurityPolicyType.Aes256Sha256RsaPss_SignAndEncrypt,
+            ]
+        )
+        index = await server.register_namespace(NAMESPACE)
+        self._nodes.clear()
+        for number, machine in enumerate(self._machines):
+            await self._add_machine(server, index, number, machine)
+        await server.start()
+        self._server = server
+
+    async def _stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop()
+
+    async def _add_machine(
+        self, server: Server, index: int, number: int, machine: SimulatedMachine
+    ) -> None:
+        values = machine.physics.values()
+        objects: dict[str, Any] = {}
+        for name, point in machine.device.points.items():
+            if point.method is not None:
+                continue
+            node_id = _node_id(point.node_id, index)
+            folder = str(node_id.Identifier).split(".", 1)[0]
+            if folder not in objects:
+                objects[folder] = await server.nodes.objects.add_object(
+                    ua.NodeId(folder, index), folder
+                )
+            value = values.get(name, 0.0)
+            variant = (
+                ua.VariantType.Boolean
+                if isinstance(value, bool)
+                else ua.VariantType.Int32
+                if isinstance(value, int)
+                else ua.VariantType.Double
+            )
+            variable = await objects[folder].add_variable(node_id, name, value, variant)
+            if point.writable:
+                await variable.set_writable()
+            self._nodes[(number, name)] = variable
+        for name, point in machine.device.points.items():
+            if point.method is None:
+                continue
+            target = name.removeprefix("set_")
+
+            @uamethod  # type: ignore[untyped-decorator]
+            async def command(
+                parent: Any,
+                value: Any,
+                *,
+                _target: str = target,
+                _machine: SimulatedMachine = machine,
+                _number: int = number,
+            ) -> None:
+                _machine.physics.inputs[_target] = value
+                node = self._nodes.get((_number, _target))
+                if node is not None:
+                    await node.write_value(value)
+
+            folder = str(_node_id(point.node_id, index).Identifier)
+            parent = objects.get(folder) or await server.nodes.objects.add_object(
+                ua.NodeId(folder, index), folder
+            )
+            await parent.add_method(
+                _node_id(point.method, index), name, command, [ua.VariantType.Boolean], []
+            )
+
+    async def _step_forever(self) -> None:
+        while True:
+            await self._clock.sleep(self._step_s)
+            await self._step()
+
+    async def _step(self) -> None:
+        if self._server is None:
+            return
+        now = self._clock.now()
+        for number, machine in enumerate(self._machines):
+            for name, point in machine.device.points.items():
+                node = self._nodes.get((number, name))
+                if point.writable and node is not None and point.method is None:
+                    machine.physics.inputs[name] = await node.read_value()
+            machine.physics.step(self._step_s)
+            for name, value in machine.physics.values().items():
+                node = self._nodes.get((number, name))
+                spec = machine.device.points.get(name)
+                if node is None or spec is None or spec.writable:
+                    continue
+                variant = await node.read_data_type_as_variant_type()
+                await node.write_value(
+                    ua.DataValue(
+                        ua.Variant(value, variant), SourceTimestamp=now.replace(tzinfo=None)
+                    )
+                )
+
+
+def _node_id(text: str, index: int) -> ua.NodeId:
+    """The map's `ns=2;s=...` in the namespace the server registered."""
+    node_id = ua.NodeId.from_string(text)
+    return ua.NodeId(node_id.Identifier, index)

@@ -122,11 +122,13 @@ class Summariser:
     def _add(self, book: _DeviceBook, bucket: _Bucket, reading: Reading) -> None:
         bucket.samples += 1
         bucket.latest[reading.point] = reading
-        if reading.quality is not Quality.GOOD or isinstance(reading.value, bool):
+        if reading.quality is not Quality.GOOD:
             return
         bucket.good += 1
-        value = float(reading.value) if reading.value is not None else 0.0
         role = book.roles.get(reading.point)
+        if role is None or isinstance(reading.value, bool) or reading.value is None:
+            return
+        value = float(reading.value)
         if role == "active_power_kw":
             bucket.power_sum_kw += value
             bucket.power_count += 1

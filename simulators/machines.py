@@ -40,7 +40,7 @@ class Furnace(Machine):
 
     max_kw: float = 120.0
     ambient_c: float = 30.0
-    heat_capacity_kj_per_k: float = 60_000.0
+    heat_capacity_kj_per_k: float = 3_000.0
     loss_kw_per_k: float = 0.08
     zone_c: list[float] = field(default_factory=lambda: [30.0, 30.0])
     inputs: dict[str, float | bool] = field(
@@ -62,7 +62,7 @@ class Furnace(Machine):
             net_kw = self._heater_kw(zone) - self.loss_kw_per_k * (
                 self.zone_c[zone] - self.ambient_c
             )
-            self.zone_c[zone] += net_kw * dt_s / (self.heat_capacity_kj_per_k / 2) * 1.0
+            self.zone_c[zone] += net_kw * dt_s / (self.heat_capacity_kj_per_k / 2)
 
     def values(self) -> dict[str, float | bool]:
         return {

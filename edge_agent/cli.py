@@ -190,7 +190,7 @@ def _check(config: SiteConfig, path: Path) -> int:
                     else ("writable" if node.writable else "")
                 )
                 unit = f" [{node.unit}]" if node.unit else ""
-                print(f"    {name:<22} {node.node_id:<34} {what}{unit}")
+                print(f"    {name:<22} {node.node_id or node.browse_path or '':<34} {what}{unit}")
     print()
     _print_plan(config)
     return EXIT_OK

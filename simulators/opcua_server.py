@@ -145,11 +145,13 @@ class OpcUaSimulator:
         for name, point in machine.device.points.items():
             if point.method is not None:
                 continue
+            if point.node_id is None:
+                continue  # the simulator serves maps written with node ids
             node_id = _node_id(point.node_id, index)
             folder = str(node_id.Identifier).split(".", 1)[0]
             if folder not in objects:
                 objects[folder] = await server.nodes.objects.add_object(
-                    ua.NodeId(folder, index), folder
+                    ua.NodeId(folder, index), ua.QualifiedName(folder, index)
                 )
             value = values.get(name, 0.0)
             variant = (
@@ -159,7 +161,9 @@ class OpcUaSimulator:
                 if isinstance(value, int)
                 else ua.VariantType.Double
             )
-            variable = await objects[folder].add_variable(node_id, name, value, variant)
+            variable = await objects[folder].add_variable(
+                node_id, ua.QualifiedName(name, index), value, variant
+            )
             if point.writable:
                 await variable.set_writable()
             self._nodes[(number, name)] = variable
@@ -182,7 +186,7 @@ class OpcUaSimulator:
                 if node is not None:
                     await node.write_value(value)
 
-            folder = str(_node_id(point.node_id, index).Identifier)
+            folder = str(_node_id(point.node_id or "", index).Identifier)
             parent = objects.get(folder) or await server.nodes.objects.add_object(
                 ua.NodeId(folder, index), folder
             )

@@ -259,3 +259,22 @@ devices:
     [poller] = agent.pollers
     assert poller.stats.connection_failures >= 1
     assert summary["power_avg_kw"] > 0
+
+
+async def test_points_by_browse_path_and_a_wrong_path_marks_only_that_point(
+    machines: OpcUaSimulator, tmp_path: Path, clock: SimClock
+) -> None:
+    device = furnace_device(machines, tmp_path)
+    points = dict(device.points)
+    points["power_by_path"] = points["power_kw"].model_copy(
+        update={"node_id": None, "browse_path": "0:Objects/2:Furnace/2:power_kw"}
+    )
+    points["typo_by_path"] = points["power_kw"].model_copy(
+        update={"node_id": None, "browse_path": "0:Objects/2:Furnace/2:powr_kw"}
+    )
+    async with OpcUaDriver(device.model_copy(update={"points": points}), clock) as driver:
+        readings = await read_all(driver, clock)
+    assert readings["power_by_path"].value == readings["power_kw"].value
+    assert readings["typo_by_path"].quality is Quality.BAD
+    assert "browse path not found" in (readings["typo_by_path"].error or "")
+    assert readings["state"].quality is Quality.GOOD

@@ -16,8 +16,11 @@ __all__ = ["OpcUaDevice", "OpcUaPoint", "OpcUaSecurity"]
 class OpcUaPoint(StrictModel):
     """A variable (read, subscribed, written) or a method (called with the value written)."""
 
-    node_id: str = Field(pattern=r"^(ns=\d+;)?[isgb]=.+$")
+    node_id: str | None = Field(default=None, pattern=r"^(ns=\d+;)?[isgb]=.+$")
     """`ns=2;s=Furnace.PowerKw` or `ns=2;i=1042`."""
+    browse_path: str | None = Field(default=None, pattern=r"^\d+:[^/]+(/\d+:[^/]+)*$")
+    """Instead of `node_id`: `0:Objects/2:Furnace/2:power_kw` from the Root, resolved at
+    each connect (node ids of some servers change between restarts, browse names do not)."""
     method: str | None = Field(default=None, pattern=r"^(ns=\d+;)?[isgb]=.+$")
     """Set for a command: writing the point calls this method on the object `node_id`, with
     the value as its one argument."""
@@ -30,6 +33,8 @@ class OpcUaPoint(StrictModel):
     deadband: NonNegativeFloat | None = None
     """Absolute deadband: asked of the server as a data-change filter when subscribed."""
     deadband_pct: NonNegativeFloat | None = None
+    """Percent of the node's EURange, asked of the server when subscribed (where the server
+    supports it); otherwise applied by the agent's change reporting."""
     writable: bool = False
     min: float | None = None
     max: float | None = None
@@ -39,6 +44,10 @@ class OpcUaPoint(StrictModel):
     def _consistent(self) -> Self:
         if self.scale == 0:
             raise ValueError("scale must not be 0")
+        if (self.node_id is None) == (self.browse_path is None):
+            raise ValueError("give either node_id or browse_path")
+        if self.method is not None and self.node_id is None:
+            raise ValueError("a method point names its object by node_id")
         if self.method is not None and not self.writable:
             raise ValueError("a method point is a command: it must be writable")
         if self.min is not None and self.max is not None and self.min > self.max:

@@ -42,6 +42,8 @@ class OpcUaDriver:
             for interval, names in sorted(by_interval.items())
         ]
         self._bad_logged: set[str] = set()
+        self._node_ids: dict[str, str | None] = {}
+        """Point name -> node id on the current session (browse paths resolved at connect)."""
 
     @property
     def name(self) -> str:
@@ -58,15 +60,35 @@ class OpcUaDriver:
         session = Session(self._device, self._clock)
         await session.open()
         try:
+            self._node_ids = {}
+            for name, point in self._device.points.items():
+                if point.browse_path is None:
+                    self._node_ids[name] = point.node_id
+                    continue
+                self._node_ids[name] = await session.resolve(point.browse_path)
+                if self._node_ids[name] is None:
+                    log.warning(
+                        "%s %s: browse path %s not found on the server",
+                        self._device.name,
+                        name,
+                        point.browse_path,
+                    )
             if self._device.mode == "subscribe":
                 for group in self._groups:
                     names = [p.split("/", 1)[1] for p in group.points]
-                    points = {n: self._device.points[n] for n in names}
+                    nodes = {n: self._node_ids[n] for n in names if self._node_ids[n]}
+                    deadbands = {}
+                    for name, node in nodes.items():
+                        point = self._device.points[name]
+                        if point.deadband:
+                            deadbands[str(node)] = (point.deadband, 1)
+                        elif point.deadband_pct:
+                            deadbands[str(node)] = (point.deadband_pct, 2)
                     await session.subscribe(
-                        [p.node_id for p in points.values()],
+                        [str(n) for n in nodes.values()],
                         group.interval_s,
                         self._device.queue_size,
-                        {p.node_id: p.deadband for p in points.values() if p.deadband},
+                        deadbands,
                     )
         except BaseException:
             await session.close()
@@ -87,14 +109,21 @@ class OpcUaDriver:
     async def read(self, group: PollGroup, at: datetime) -> list[Reading]:
         session = self._live()
         names = [p.split("/", 1)[1] for p in group.points]
-        node_ids = [self._device.points[n].node_id for n in names]
+        found = [(n, node) for n in names if (node := self._node_ids.get(n))]
+        by_name: dict[str, Sample | None] = {}
         if self._device.mode == "subscribe":
             await session.keepalive()
-            samples: list[Sample | None] = [session.latest.get(n) for n in node_ids]
-        else:
-            samples = list(await session.read(node_ids))
+            by_name = {n: session.latest.get(node) for n, node in found}
+        elif found:
+            samples = await session.read([node for _, node in found])
+            by_name = dict(zip([n for n, _ in found], samples, strict=True))
+        missing = Sample(None, False, "BadNoMatch: browse path not found", None)
+        samples_in_order = [
+            by_name.get(n, missing) if self._node_ids.get(n) else missing for n in names
+        ]
         return [
-            self._reading(name, sample, at) for name, sample in zip(names, samples, strict=True)
+            self._reading(name, sample, at)
+            for name, sample in zip(names, samples_in_order, strict=True)
         ]
 
     def _reading(self, name: str, sample: Sample | None, at: datetime) -> Reading:
@@ -125,11 +154,14 @@ class OpcUaDriver:
             raise WriteRefused(f"{point_id}: no such point on {self._device.name}")
         raw = _checked(point_id, point, value)
         session = self._live()
+        node = point.node_id if point.method is not None else self._node_ids.get(name)
+        if node is None:
+            raise WriteFailed(f"{point_id}: browse path {point.browse_path} not found")
         try:
             if point.method is not None:
-                await session.call(point.node_id, point.method, raw)
+                await session.call(node, point.method, raw)
             else:
-                await session.write(point.node_id, raw)
+                await session.write(node, raw)
         except UaStatusCodeError as exc:
             raise WriteFailed(f"{point_id}: refused by the server: {exc}") from None
         log.info(

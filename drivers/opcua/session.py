@@ -60,11 +60,16 @@ def thumbprint(der: bytes) -> str:
 
 
 class _Handler:
-    """asyncua calls this with every data change of the subscription."""
+    """asyncua calls this with every data change of the subscription, and when the server
+    says the subscription itself changed (timed out, deleted): then it is no longer fed."""
 
     def __init__(self, latest: dict[str, Sample]) -> None:
         self._latest = latest
         self.notifications = 0
+        self.broken: str | None = None
+
+    def status_change_notification(self, status: Any) -> None:
+        self.broken = str(getattr(status, "Status", status))
 
     def datachange_notification(self, node: Node, value: Any, data: Any) -> None:
         self.notifications += 1
@@ -199,16 +204,31 @@ class Session:
         return [_sample(dv) for dv in results]
 
     async def keepalive(self) -> None:
-        """A cheap request: a session that cannot answer it is gone."""
+        """A cheap request: a session that cannot answer it is gone; and a subscription the
+        server has given up on is as good as gone."""
+        if self._handler.broken is not None:
+            raise DeviceUnavailable(
+                f"{self._device.endpoint}: the subscription ended: {self._handler.broken}"
+            )
         await self.read([_CURRENT_TIME.to_string()])
+
+    async def resolve(self, browse_path: str) -> str | None:
+        """The node id at `browse_path` from the Root, or None when there is no such node."""
+        client = self._connected()
+        try:
+            node = await self._call(client.nodes.root.get_child(browse_path.split("/")))
+        except UaStatusCodeError:
+            return None
+        return str(node.nodeid.to_string())
 
     async def subscribe(
         self,
         node_ids: Sequence[str],
         interval_s: float,
         queue_size: int,
-        deadbands: dict[str, float],
+        deadbands: dict[str, tuple[float, int]],
     ) -> None:
+        """`deadbands`: node id -> (value, type): type 1 absolute, 2 percent of EURange."""
         client = self._connected()
         subscription = await self._call(
             client.create_subscription(interval_s * 1000, self._handler)
@@ -220,10 +240,10 @@ class Session:
                     [client.get_node(n) for n in plain], queuesize=queue_size
                 )
             )
-        for node_id, deadband in deadbands.items():
+        for node_id, (deadband, kind) in deadbands.items():
             await self._call(
                 subscription.deadband_monitor(
-                    client.get_node(node_id), deadband, deadbandtype=1, queuesize=queue_size
+                    client.get_node(node_id), deadband, deadbandtype=kind, queuesize=queue_size
                 )
             )
 

@@ -188,7 +188,7 @@ class OpcUaSimulator:
 
             folder = str(_node_id(point.node_id or "", index).Identifier)
             parent = objects.get(folder) or await server.nodes.objects.add_object(
-                ua.NodeId(folder, index), folder
+                ua.NodeId(folder, index), ua.QualifiedName(folder, index)
             )
             await parent.add_method(
                 _node_id(point.method, index), name, command, [ua.VariantType.Boolean], []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from drivers.base import Driver
@@ -25,7 +24,8 @@ from .clock import Clock
 from .config.schema import Device, SiteConfig
 from .model import count
 from .northbound.mqtt import MqttPublisher
-from .northbound.outbox import MemoryOutbox, Outbox
+from .northbound.outbox import Outbox
+from .northbound.sqlite_outbox import SqliteOutbox
 from .polling import DevicePolicy, Poller
 from .process_image import ProcessImage
 from .summariser import Summariser
@@ -55,15 +55,27 @@ def _deadbands(devices: list[Device]) -> dict[str, Deadband]:
     }
 
 
-@dataclass
 class Agent:
-    config: SiteConfig
-    clock: Clock
-    outbox: Outbox = field(default_factory=MemoryOutbox)
-    publish: bool = True
-    """False runs without a broker (`edge-agent run --no-publish`): summaries stay queued."""
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        config: SiteConfig,
+        clock: Clock,
+        *,
+        outbox: Outbox | None = None,
+        publish: bool = True,
+    ) -> None:
+        """`outbox` defaults to the durable one at the site's `outbox.path`; `publish=False`
+        (`edge-agent run --no-publish`) runs without a broker: summaries stay queued."""
+        self.config = config
+        self.clock = clock
+        self.publish = publish
+        settings = config.outbox
+        self.outbox: Outbox = outbox or SqliteOutbox(
+            settings.path,
+            max_messages=settings.max_messages,
+            max_age_s=settings.max_age_s,
+            fsync=settings.fsync,
+        )
         self.image = ProcessImage(_stale_ages(self.config.devices))
         self.drivers: list[Driver] = []
         self.pollers: list[Poller] = []

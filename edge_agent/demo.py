@@ -164,7 +164,8 @@ async def run_demo(site: Path, *, duration_s: float | None = None) -> int:
                             update={"host": "127.0.0.1", "port": simulator.port, "unit": unit}
                         )
                     )
-            config = config.model_copy(update={"devices": devices})
+            outbox = config.outbox.model_copy(update={"path": Path(pki) / "outbox.sqlite"})
+            config = config.model_copy(update={"devices": devices, "outbox": outbox})
             agent = Agent(config, clock)
             console.print(
                 f"[bold]edge-agent demo[/]: site {config.site.park}/{config.site.name}; "

@@ -96,8 +96,12 @@ class Summariser:
             end += self._interval
 
     async def close_interval(self, start: datetime, end: datetime) -> None:
+        dropped = await self._outbox.take_dropped()
         for book in self._books.values():
-            summary = self._summarise(book, start, end)
+            self._seq = await self._outbox.next_seq()
+            summary = self._summarise(book, start, end).model_copy(
+                update={"outbox_dropped": dropped}
+            )
             log.info(
                 "summary #%d %s %s-%s: %s kWh, average %s kW, peak %s kW, %s good",
                 summary.seq,
@@ -109,7 +113,6 @@ class Summariser:
                 _fmt(summary.power_max_kw, ".1f"),
                 _fmt(summary.good_ratio, ".0%"),
             )
-            self._seq += 1
             await self._outbox.put(
                 self._topics.device_summary(book.device.name),
                 summary.model_dump_json(by_alias=True).encode(),

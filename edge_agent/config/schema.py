@@ -6,7 +6,8 @@ config model to `Device`.
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PositiveFloat, SecretStr, ValidationInfo, field_validator
@@ -75,10 +76,21 @@ class SummaryConfig(StrictModel):
         return value
 
 
+class OutboxConfig(StrictModel):
+    """Where summaries wait for the broker; see the README for the durability trade-off."""
+
+    path: Path = Path("state/outbox.sqlite")
+    """Relative to the working directory (the systemd unit's state directory)."""
+    max_messages: int = Field(default=100_000, ge=10)
+    max_age_s: PositiveFloat = 30 * 86400
+    fsync: Literal["normal", "full"] = "normal"
+
+
 class SiteConfig(StrictModel):
     site: SiteInfo
     broker: BrokerConfig = BrokerConfig()
     summary: SummaryConfig = SummaryConfig()
+    outbox: OutboxConfig = OutboxConfig()
     modbus_lines: list[ModbusLine] = Field(default_factory=list)
     """Serial lines and gateways shared by several `driver: modbus` devices."""
     devices: list[Device] = Field(min_length=1)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
@@ -109,7 +111,7 @@ class MqttPublisher:
                         qos=1,
                         retain=True,
                     )
-                    await self._drain(client)
+                    await self._drain(client, connected_at=time.time())
                     await client.publish(
                         self._topics.status,
                         self._status("offline", self._clock.now()),
@@ -133,8 +135,10 @@ class MqttPublisher:
             finally:
                 self.stats.connected = False
 
-    async def _drain(self, client: aiomqtt.Client) -> None:
-        """Publish from the outbox until stopped and the outbox is empty."""
+    async def _drain(self, client: aiomqtt.Client, *, connected_at: float) -> None:
+        """Publish from the outbox until stopped and the outbox is empty. A message put
+        before this connection was up waited through an outage: it goes out marked
+        historical, so the park can tell a late summary from a live one."""
         while True:
             batch = await self._wait_or_stop(self._outbox.take(_BATCH))
             if batch is None:
@@ -142,7 +146,10 @@ class MqttPublisher:
                     return
                 batch = await self._outbox.take(_BATCH)
             for message in batch:
-                await client.publish(message.topic, message.payload, qos=1)
+                payload = message.payload
+                if message.created < connected_at:
+                    payload = _mark_historical(payload)
+                await client.publish(message.topic, payload, qos=1)
                 await self._outbox.ack([message.id])
                 self.stats.published += 1
 
@@ -159,3 +166,14 @@ class MqttPublisher:
                 with contextlib.suppress(asyncio.CancelledError):
                     await work
         return None if work.cancelled() else work.result()
+
+
+def _mark_historical(payload: bytes) -> bytes:
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        return payload
+    if isinstance(document, dict):
+        document["historical"] = True
+        return json.dumps(document, separators=(",", ":")).encode()
+    return payload

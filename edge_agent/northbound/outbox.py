@@ -2,13 +2,15 @@
 
 A message leaves the outbox only when the publisher acknowledges it, which it does after the
 broker has acknowledged the publish (QoS 1). Until then it is taken again after a reconnect,
-in order. This is the interface; `MemoryOutbox` keeps messages while the process lives.
+in order. This is the interface; `SqliteOutbox` (sqlite_outbox.py) keeps messages on disk
+across restarts, `MemoryOutbox` only while the process lives (tests, `--no-publish`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ class Message:
     """Increasing in the order messages were put."""
     topic: str
     payload: bytes
+    created: float = 0.0
+    """Unix time the message was put: a replay after an outage is marked historical."""
 
 
 class Outbox(Protocol):
@@ -46,6 +50,14 @@ class Outbox(Protocol):
         """Return when every message has been acknowledged."""
         ...
 
+    async def next_seq(self) -> int:
+        """The next summary sequence number; a durable outbox keeps it across restarts."""
+        ...
+
+    async def take_dropped(self) -> int:
+        """Messages dropped by the bounds since the last call, to report in a summary."""
+        ...
+
 
 class MemoryOutbox:
     """Bounded: past `max_messages` the oldest is dropped and counted in `dropped`."""
@@ -58,9 +70,11 @@ class MemoryOutbox:
         self._empty = asyncio.Event()
         self._empty.set()
         self.dropped = 0
+        self._seq = itertools.count(1)
+        self._reported = 0
 
     async def put(self, topic: str, payload: bytes) -> None:
-        message = Message(next(self._ids), topic, payload)
+        message = Message(next(self._ids), topic, payload, time.time())
         self._messages[message.id] = message
         while len(self._messages) > self._max:
             self._messages.popitem(last=False)
@@ -85,3 +99,10 @@ class MemoryOutbox:
 
     def depth(self) -> int:
         return len(self._messages)
+
+    async def next_seq(self) -> int:
+        return next(self._seq)
+
+    async def take_dropped(self) -> int:
+        dropped, self._reported = self.dropped - self._reported, self.dropped
+        return dropped

@@ -59,6 +59,12 @@ class DeviceSummary(_Payload):
     """Share of those readings that were good (0 to 1)."""
     latest: dict[str, LatestValue]
     """The last reading of every point in the interval."""
+    outbox_dropped: int = 0
+    """Summaries the agent's outbox dropped (full, or too old) since the previous summary:
+    a hole in the books that is known, not silent."""
+    historical: bool = False
+    """Set when the summary is sent after the fact: it waited in the outbox through a broker
+    outage or an agent restart."""
 
 
 class Status(_Payload):

@@ -102,8 +102,12 @@ class Summariser:
             summary = self._summarise(book, start, end).model_copy(
                 update={"outbox_dropped": dropped}
             )
+            await self._outbox.put(
+                self._topics.device_summary(book.device.name),
+                summary.model_dump_json(by_alias=True).encode(),
+            )
             log.info(
-                "summary #%d %s %s-%s: %s kWh, average %s kW, peak %s kW, %s good",
+                "summary #%d stored: %s %s-%s: %s kWh, average %s kW, peak %s kW, %s good",
                 summary.seq,
                 book.device.name,
                 f"{start:%H:%M:%S}",
@@ -112,10 +116,6 @@ class Summariser:
                 _fmt(summary.power_avg_kw, ".1f"),
                 _fmt(summary.power_max_kw, ".1f"),
                 _fmt(summary.good_ratio, ".0%"),
-            )
-            await self._outbox.put(
-                self._topics.device_summary(book.device.name),
-                summary.model_dump_json(by_alias=True).encode(),
             )
 
     def _interval_start(self, at: datetime) -> datetime:

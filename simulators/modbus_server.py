@@ -83,7 +83,9 @@ class ModbusSimulator:
         self._serial_port, self._baudrate = serial_port, baudrate
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._stopping = asyncio.Event()
+        self._answer_sent = asyncio.Event()
         self.requests = 0
+        self.answers = 0
 
     @property
     def port(self) -> int:
@@ -185,8 +187,17 @@ class ModbusSimulator:
 
         return SimDevice(unit.unit_id, simdata=blocks, action=action)  # type: ignore[arg-type]
 
+    async def answered(self, count: int) -> None:
+        """Return once the server has sent `count` answers in all (late ones included)."""
+        while self.answers < count:
+            self._answer_sent.clear()
+            await self._answer_sent.wait()
+
     def _trace(self, sending: bool, data: bytes) -> bytes:
-        """Mangle the answers of units with a `corrupt` fault on their way out."""
+        """Count answers, and mangle those of units with a `corrupt` fault."""
+        if sending:
+            self.answers += 1
+            self._answer_sent.set()
         if not sending or len(data) < 4:
             return data
         unit_id = data[6] if self._framing == "mbap" and self._serial_port is None else data[0]

@@ -104,6 +104,7 @@ async def test_garbage_and_late_answers_are_no_answer_and_the_next_request_is_cl
         [group] = driver.poll_groups()
         for fault in (Fault.corrupt(), Fault.slow(0.4)):
             unit.fault = fault
+            answers_before = server.answers
             read = asyncio.create_task(driver.read(group, clock.now()))
             clock.track(read)
             await clock.advance(1)
@@ -111,7 +112,7 @@ async def test_garbage_and_late_answers_are_no_answer_and_the_next_request_is_cl
                 await read
             assert caught.value.device == "dev", fault
             unit.fault = None
-            await asyncio.sleep(0.5)  # let the late answer of the slow fault arrive, unasked
+            await server.answered(answers_before + 1)  # the garbled or late answer is out
             [reading] = await driver.read(group, clock.now())
             assert reading.value == 9, fault
 

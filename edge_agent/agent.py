@@ -23,6 +23,7 @@ from .changes import ChangeFilter, Deadband
 from .clock import Clock
 from .config.schema import Device, SiteConfig
 from .model import count
+from .northbound.commands import Commands
 from .northbound.mqtt import MqttPublisher
 from .northbound.outbox import Outbox
 from .northbound.sqlite_outbox import SqliteOutbox
@@ -100,8 +101,13 @@ class Agent:
         self.image.subscribe(self.summariser.on_readings)
         self.changes = ChangeFilter(_deadbands(self.config.devices))
         self.image.subscribe(self.changes.on_readings)
+        self.commands = Commands(self.config)
         self.publisher = MqttPublisher(
-            self.config.broker, self.config.site, self.outbox, self.clock
+            self.config.broker,
+            self.config.site,
+            self.outbox,
+            self.clock,
+            commands=self.commands,
         )
         self.started = asyncio.Event()
 

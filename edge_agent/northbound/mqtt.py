@@ -25,6 +25,7 @@ from edge_agent.backoff import Backoff
 from edge_agent.clock import Clock
 from edge_agent.config.schema import BrokerConfig, SiteInfo
 
+from .commands import Commands
 from .outbox import Outbox
 from .payloads import Status
 from .topics import Topics
@@ -54,6 +55,8 @@ class MqttPublisher:
         outbox: Outbox,
         clock: Clock,
         backoff: Backoff | None = None,
+        *,
+        commands: Commands | None = None,
     ) -> None:
         self._broker = broker
         self._site = site
@@ -62,6 +65,9 @@ class MqttPublisher:
         self._backoff = backoff or Backoff(broker.reconnect_initial_s, broker.reconnect_max_s)
         self._topics = Topics(broker.topic_prefix, site.park, site.name)
         self.stats = PublishStats()
+        self._commands = commands
+        self.ready = asyncio.Event()
+        """Set while connected, with the command topics subscribed."""
         self._stopping = asyncio.Event()
 
     def _status(self, state: Literal["online", "offline"], at: datetime) -> bytes:
@@ -111,7 +117,7 @@ class MqttPublisher:
                         qos=1,
                         retain=True,
                     )
-                    await self._drain(client, connected_at=time.time())
+                    await self._serve(client)
                     await client.publish(
                         self._topics.status,
                         self._status("offline", self._clock.now()),
@@ -134,6 +140,33 @@ class MqttPublisher:
                 await self._wait_or_stop(self._clock.sleep(delay))
             finally:
                 self.stats.connected = False
+                self.ready.clear()
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """Drain the outbox and, beside it, answer the park's commands, on one connection."""
+        connected_at = time.time()
+        if self._commands is None:
+            self.ready.set()
+            await self._drain(client, connected_at=connected_at)
+            return
+        await client.subscribe(self._topics.commands, qos=1)
+        self.ready.set()
+        try:
+            async with asyncio.TaskGroup() as group:
+                reader = group.create_task(self._answer_commands(client), name="commands")
+                await self._drain(client, connected_at=connected_at)
+                reader.cancel()
+        except* aiomqtt.MqttError as failed:
+            raise failed.exceptions[0] from None
+
+    async def _answer_commands(self, client: aiomqtt.Client) -> None:
+        assert self._commands is not None
+        async for message in client.messages:
+            response = self._commands.handle(bytes(message.payload), self._clock.now())
+            if response is not None:
+                await client.publish(
+                    self._topics.command_responses, response.model_dump_json(by_alias=True), qos=1
+                )
 
     async def _drain(self, client: aiomqtt.Client, *, connected_at: float) -> None:
         """Publish from the outbox until stopped and the outbox is empty. A message put

@@ -7,6 +7,7 @@ pure-Python amqtt only where Mosquitto is not installed. Either listens on 127.0
 from __future__ import annotations
 
 import asyncio
+import getpass
 import contextlib
 import shutil
 import tempfile
@@ -53,9 +54,10 @@ class MosquittoBroker:
     client, which would otherwise drop messages for a slow subscriber in a zero-loss test.
     """
 
-    def __init__(self, port: int, *, extra_config: str = "") -> None:
+    def __init__(self, port: int, *, extra_config: str = "", anonymous: bool = True) -> None:
         self.port = port
         self._extra = extra_config
+        self._anonymous = anonymous
         self._process: asyncio.subprocess.Process | None = None
         self._drain_task: asyncio.Task[None] | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="mosquitto-")
@@ -80,7 +82,10 @@ class MosquittoBroker:
         conf = Path(self._dir.name) / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"allow_anonymous {'true' if self._anonymous else 'false'}\n"
+            # Run as whoever started it: as root, Mosquitto would otherwise switch to its own
+            # user, which cannot read certificates and password files in a private folder.
+            f"user {getpass.getuser()}\n"
             "persistence false\n"
             "max_queued_messages 0\n"
             "log_dest stderr\n"

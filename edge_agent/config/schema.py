@@ -40,6 +40,14 @@ class SiteInfo(StrictModel):
         return value
 
 
+class TlsConfig(StrictModel):
+    ca: Path
+    """The CA that signed the broker's certificate; the broker is verified against it."""
+    certificate: Path | None = None
+    """A client certificate, where the broker asks for one."""
+    private_key: Path | None = None
+
+
 class BrokerConfig(StrictModel):
     """The park's central MQTT broker."""
 
@@ -52,6 +60,9 @@ class BrokerConfig(StrictModel):
     """Defaults to `edge-<park>-<site>`."""
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     topic_prefix: str = "energy/v1"
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    tls: TlsConfig | None = None
+    """Set to connect with TLS (port 8883 by convention)."""
     reconnect_initial_s: PositiveFloat = 1.0
     reconnect_max_s: PositiveFloat = 60.0
 

@@ -82,9 +82,22 @@ class MqttPublisher:
 
     def _client(self) -> aiomqtt.Client:
         password = self._broker.password.get_secret_value() if self._broker.password else None
+        tls = self._broker.tls
         return aiomqtt.Client(
             self._broker.host,
             self._broker.port,
+            protocol=(
+                aiomqtt.ProtocolVersion.V5
+                if self._broker.protocol == "5"
+                else aiomqtt.ProtocolVersion.V311
+            ),
+            tls_params=None
+            if tls is None
+            else aiomqtt.TLSParameters(
+                ca_certs=str(tls.ca),
+                certfile=str(tls.certificate) if tls.certificate else None,
+                keyfile=str(tls.private_key) if tls.private_key else None,
+            ),
             identifier=self._broker.client_id or f"edge-{self._site.park}-{self._site.name}",
             username=self._broker.username,
             password=password,

@@ -1,0 +1,168 @@
+"""TLS with a CA and client certificates made here, and a username and password."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import json
+import ssl
+from pathlib import Path
+
+import aiomqtt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from edge_agent.agent import Agent
+from edge_agent.clock import SimClock
+from edge_agent.config.loader import load_site
+from simulators.broker import MosquittoBroker
+from simulators.modbus_server import ModbusSimulator
+from tests.conftest import free_port
+
+
+def issue(
+    folder: Path,
+    name: str,
+    *,
+    ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A certificate for `name`, signed by `ca` (or self-signed as a CA), written as PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca[0].subject if ca else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+    )
+    if ca is None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+    else:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            False,
+        )
+    certificate = builder.sign(ca[1] if ca else key, hashes.SHA256())
+    (folder / f"{name}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / f"{name}-key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return certificate, key
+
+
+@pytest.fixture
+async def secure_broker(tmp_path: Path) -> tuple[MosquittoBroker, Path]:
+    pki = tmp_path / "mqtt-pki"
+    pki.mkdir()
+    ca = issue(pki, "ca")
+    issue(pki, "broker", ca=ca)
+    issue(pki, "gateway", ca=ca)
+    made = await asyncio.create_subprocess_exec(
+        "mosquitto_passwd", "-b", "-c", str(pki / "passwd"), "gw-press-shop", "s3cret-pw"
+    )
+    assert await made.wait() == 0
+    broker = MosquittoBroker(
+        free_port(),
+        anonymous=False,
+        extra_config=f"""
+cafile {pki / "ca.pem"}
+certfile {pki / "broker.pem"}
+keyfile {pki / "broker-key.pem"}
+require_certificate true
+password_file {pki / "passwd"}
+""",
+    )
+    await broker.start()
+    yield broker, pki
+    await broker.stop()
+
+
+async def test_summaries_go_over_tls_with_a_client_certificate_and_a_password(
+    tmp_path: Path,
+    clock: SimClock,
+    meter_server: ModbusSimulator,
+    secure_broker: tuple[MosquittoBroker, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broker, pki = secure_broker
+    monkeypatch.setenv("MQTT_PASSWORD", "s3cret-pw")
+    site = tmp_path / "site.yaml"
+    site.write_text(f"""
+site: {{name: press-shop, park: test-park}}
+broker:
+  host: 127.0.0.1
+  port: {broker.port}
+  protocol: "5"
+  username: gw-press-shop
+  password: ${{MQTT_PASSWORD}}
+  tls: {{ca: {pki / "ca.pem"}, certificate: {pki / "gateway.pem"},
+        private_key: {pki / "gateway-key.pem"}}}
+summary: {{interval_s: 10}}
+devices:
+  - {{name: main-meter, driver: modbus-tcp, model: eastron-sdm630, host: 127.0.0.1,
+     port: {meter_server.port}}}
+""")
+    agent = Agent(load_site(site), clock)
+    tls = aiomqtt.TLSParameters(
+        ca_certs=str(pki / "ca.pem"),
+        certfile=str(pki / "gateway.pem"),
+        keyfile=str(pki / "gateway-key.pem"),
+    )
+    stop = asyncio.Event()
+    async with aiomqtt.Client(
+        "127.0.0.1", broker.port, username="gw-press-shop", password="s3cret-pw", tls_params=tls
+    ) as park:
+        await park.subscribe("energy/v1/test-park/press-shop/#", qos=1)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(agent.run(stop))
+            await agent.started.wait()
+            await clock.advance(25)
+            async with asyncio.timeout(10):
+                async for message in park.messages:
+                    if str(message.topic).endswith("/summary"):
+                        summary = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                        break
+            stop.set()
+    assert summary["seq"] == 1
+
+
+async def test_a_wrong_password_or_an_unknown_ca_is_refused(
+    tmp_path: Path, secure_broker: tuple[MosquittoBroker, Path]
+) -> None:
+    broker, pki = secure_broker
+    tls = aiomqtt.TLSParameters(
+        ca_certs=str(pki / "ca.pem"),
+        certfile=str(pki / "gateway.pem"),
+        keyfile=str(pki / "gateway-key.pem"),
+    )
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client(
+            "127.0.0.1", broker.port, username="gw-press-shop", password="wrong", tls_params=tls
+        ):
+            pass
+    other = tmp_path / "other"
+    other.mkdir()
+    issue(other, "ca")
+    with pytest.raises((aiomqtt.MqttError, ssl.SSLError)):
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            broker.port,
+            username="gw-press-shop",
+            password="s3cret-pw",
+            tls_params=aiomqtt.TLSParameters(ca_certs=str(other / "ca.pem")),
+        ):
+            pass

@@ -7,8 +7,8 @@ pure-Python amqtt only where Mosquitto is not installed. Either listens on 127.0
 from __future__ import annotations
 
 import asyncio
-import getpass
 import contextlib
+import getpass
 import shutil
 import tempfile
 from pathlib import Path

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from .clock import Clock, next_boundary
 from .config.schema import Device, SiteConfig
+from .energy.tariff import price_at
 from .model import Quality, Reading
 from .northbound.outbox import Outbox
 from .northbound.payloads import DeviceSummary, LatestValue
@@ -53,6 +54,8 @@ class _DeviceBook:
     buckets: dict[datetime, _Bucket] = field(default_factory=dict)
     energy: dict[str, deque[tuple[datetime, float]]] = field(default_factory=dict)
     """role -> recent good energy readings (time, kWh), oldest first."""
+    window: tuple[datetime, float | None] | None = None
+    """The billing window now open: its start, and the import register's value there."""
 
 
 class Summariser:
@@ -65,6 +68,9 @@ class Summariser:
         self._settle = timedelta(seconds=config.summary.settle_s)
         self._topics = Topics(config.broker.topic_prefix, config.site.park, config.site.name)
         self._site = config.site
+        self._tariff = config.tariff
+        self._co2_per_kwh = config.emissions.grid_kg_co2_per_kwh
+        self._window_s = config.summary.billing_window_s
         self._seq = first_seq
         self._books: dict[str, _DeviceBook] = {}
         self._device_of: dict[str, _DeviceBook] = {}
@@ -186,6 +192,14 @@ class Summariser:
             del book.buckets[stale]
         imported, first, last = self._delta(book, "import_energy_kwh", start, end)
         exported, _, _ = self._delta(book, "export_energy_kwh", start, end)
+        window_start = datetime.fromtimestamp(
+            start.timestamp() // self._window_s * self._window_s, UTC
+        )
+        if book.window is None or book.window[0] != window_start:
+            book.window = (window_start, first if start == window_start else None)
+        hours = (end - window_start).total_seconds() / 3600
+        window_kwh = None if book.window[1] is None or last is None else last - book.window[1]
+        band, price = price_at(self._tariff, start, self._site.timezone)
         for history in book.energy.values():
             # Keep only what the next boundary can still need: the last reading at or
             # before `end`, and everything after it.
@@ -206,6 +220,12 @@ class Summariser:
             power_avg_kw=bucket.power_sum_kw / bucket.power_count if bucket.power_count else None,
             power_max_kw=bucket.power_max_kw,
             power_min_kw=bucket.power_min_kw,
+            billing_window_start=window_start,
+            billing_window_demand_kw=window_kwh / hours if window_kwh is not None else None,
+            tariff_band=band,
+            price_vnd_per_kwh=price,
+            cost_vnd=imported * price if imported is not None else None,
+            co2_kg=imported * self._co2_per_kwh if imported is not None else None,
             power_factor=bucket.power_factor,
             samples=bucket.samples,
             good_ratio=bucket.good / bucket.samples if bucket.samples else None,

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import aiomqtt
+import pytest
 
 from edge_agent.agent import Agent
 from edge_agent.clock import SimClock
@@ -82,3 +83,12 @@ async def test_summary_energy_equals_the_meter_register_delta(
     assert 100 < first["power_avg_kw"] < 260
     assert first["power_min_kw"] <= first["power_avg_kw"] <= first["power_max_kw"]
     assert first["latest"]["frequency_hz"]["quality"] == "good"
+    # 08:00 UTC is 15:00 in Binh Duong on a Monday: EVN's normal band, 22-110 kV by default.
+    assert (first["tariff_band"], first["price_vnd_per_kwh"]) == ("normal", 1833.0)
+    assert first["cost_vnd"] == pytest.approx(expected * 1833.0)
+    assert first["co2_kg"] == pytest.approx(expected * 0.6592)
+    # The 15-minute billing window opened at 08:00: its demand so far, in kW.
+    assert first["billing_window_start"].startswith(start.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert first["billing_window_demand_kw"] == pytest.approx(expected * 60)
+    both = second["energy_import_kwh"] + expected
+    assert second["billing_window_demand_kw"] == pytest.approx(both * 30)

@@ -14,6 +14,7 @@ from pydantic import Field, PositiveFloat, SecretStr, ValidationInfo, field_vali
 
 from drivers.modbus.config import ModbusLine, ModbusLineDevice, ModbusTcpDevice
 from drivers.opcua.config import OpcUaDevice
+from edge_agent.energy.tariff import EmissionsConfig, TariffConfig
 
 from .base import Name, StrictModel
 
@@ -77,6 +78,8 @@ class SummaryConfig(StrictModel):
     interval_s: int = Field(default=60, ge=1, le=3600)
     """Length of one summary; intervals are aligned to multiples of it since midnight UTC."""
     settle_s: float = Field(default=2.0, ge=0, le=60)
+    billing_window_s: int = Field(default=900, ge=60, le=3600)
+    """The utility's demand window (15 or 30 min); each summary carries the window's demand."""
     """How long after an interval ends the summary waits for the boundary's readings."""
 
     @field_validator("interval_s")
@@ -102,6 +105,8 @@ class SiteConfig(StrictModel):
     broker: BrokerConfig = BrokerConfig()
     summary: SummaryConfig = SummaryConfig()
     outbox: OutboxConfig = OutboxConfig()
+    tariff: TariffConfig = TariffConfig()
+    emissions: EmissionsConfig = EmissionsConfig()
     modbus_lines: list[ModbusLine] = Field(default_factory=list)
     """Serial lines and gateways shared by several `driver: modbus` devices."""
     devices: list[Device] = Field(min_length=1)

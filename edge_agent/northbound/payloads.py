@@ -51,6 +51,17 @@ class DeviceSummary(_Payload):
     """Mean of the good active-power readings in the interval."""
     power_max_kw: float | None
     power_min_kw: float | None
+    billing_window_start: datetime
+    """Start of the demand window (15 or 30 min, fixed) the interval ends in."""
+    billing_window_demand_kw: float | None
+    """Average demand of that window from its start to the interval's end: at the window's
+    last interval, the figure the utility bills and the park caps."""
+    tariff_band: Literal["peak", "normal", "off_peak"]
+    price_vnd_per_kwh: float
+    cost_vnd: float | None
+    """Import energy at the site's time-of-use price (the band at the interval's start)."""
+    co2_kg: float | None
+    """Import energy at the site's grid emission factor."""
     power_factor: float | None
     """The last good power-factor reading of the interval."""
     samples: int

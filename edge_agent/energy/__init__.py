@@ -1,0 +1,1 @@
+"""Energy as money and carbon: tariffs (time of use) and grid emission factors, as data."""

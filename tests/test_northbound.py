@@ -93,14 +93,9 @@ asyncio.run(main())
 """
 
 
-async def test_sigkill_loses_nothing_and_numbers_continue(
-    tmp_path: Path, meter_server: ModbusSimulator, broker: MosquittoBroker
-) -> None:
-    """Real time and a real process: summaries every second pile up while the broker is
-    down; the agent is killed; the next run sends them all, in order, and goes on."""
-    site = site_file(tmp_path, meter_server.port, broker.port, 1)
-    await broker.stop()
-    first = await asyncio.create_subprocess_exec(
+async def start_agent(site: Path) -> asyncio.subprocess.Process:
+    """The agent in a process of its own, its log lines on the returned process's stdout."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         AGENT,
@@ -109,6 +104,16 @@ async def test_sigkill_loses_nothing_and_numbers_continue(
         env={**os.environ, "PYTHONPATH": "."},
         stdout=asyncio.subprocess.PIPE,
     )
+
+
+async def test_sigkill_loses_nothing_and_numbers_continue(
+    tmp_path: Path, meter_server: ModbusSimulator, broker: MosquittoBroker
+) -> None:
+    """Real time and a real process: summaries every second pile up while the broker is
+    down; the agent is killed; the next run sends them all, in order, and goes on."""
+    site = site_file(tmp_path, meter_server.port, broker.port, 1)
+    await broker.stop()
+    first = await start_agent(site)
     database = tmp_path / "state" / "outbox.sqlite"
 
     def stored() -> int:
@@ -129,14 +134,7 @@ async def test_sigkill_loses_nothing_and_numbers_continue(
     await broker.start()
     async with aiomqtt.Client("127.0.0.1", broker.port) as subscriber:
         await subscriber.subscribe(TOPIC, qos=1)
-        second = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            AGENT,
-            str(site),
-            cwd=Path(__file__).parents[1],
-            env={**os.environ, "PYTHONPATH": "."},
-        )
+        second = await start_agent(site)
         try:
             received = await receive(subscriber, kept + 2)
         finally:

@@ -110,6 +110,8 @@ class Agent:
             commands=self.commands,
         )
         self.started = asyncio.Event()
+        self.stopped = asyncio.Event()
+        """Set when `run()` has finished: polling stopped, the outbox drained (bounded)."""
 
     def _add(self, driver: Driver, backoff: Backoff, policies: dict[str, DevicePolicy]) -> None:
         self.drivers.append(driver)
@@ -136,6 +138,12 @@ class Agent:
             self.config.summary.interval_s,
             f"to {broker.host}:{broker.port}" if self.publish else "kept (--no-publish)",
         )
+        try:
+            await self._run(stop)
+        finally:
+            self.stopped.set()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as group:
             producers = [
                 group.create_task(p.run(), name=f"poll {d.name}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -39,6 +40,10 @@ class MeterModel:
     """Average total load; the swings and noise are relative to it."""
     seed: int = 1
     initial_import_kwh: float = 12_500.0
+    shape: Callable[[float], float] | None = None
+    """Multiplies the base load at time t (a factory's shifts); None is flat."""
+    extra_kw: Callable[[], float] | None = None
+    """Power of the metered machines now, spread over the three phases."""
     _first_second: int | None = field(default=None, init=False)
     _cumulative_kwh: array[float] = field(default_factory=lambda: array("d"), init=False)
     """Energy at each whole second since the first one asked for (8 bytes a second)."""
@@ -48,7 +53,9 @@ class MeterModel:
         swing = 0.15 * math.sin(2 * math.pi * t / 480.0 + _PHASE_SHIFT[phase])
         slow = 0.10 * math.sin(2 * math.pi * t / 3600.0)
         noise = 0.03 * _noise(self.seed, second, phase)
-        return max(0.0, self.base_kw / 3 * (1.0 + swing + slow + noise))
+        base = self.base_kw * (self.shape(t) if self.shape else 1.0)
+        machines = self.extra_kw() if self.extra_kw else 0.0
+        return max(0.0, base / 3 * (1.0 + swing + slow + noise) + machines / 3)
 
     def total_power_kw(self, t: float) -> float:
         return sum(self.phase_power_kw(t, p) for p in range(3))

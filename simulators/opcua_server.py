@@ -62,6 +62,7 @@ class OpcUaSimulator:
         self._step_s = step_s
         self._server: Server | None = None
         self._nodes: dict[tuple[int, str], Any] = {}
+        self._variants: dict[tuple[int, str], ua.VariantType] = {}
         self._stepper: asyncio.Task[None] | None = None
         self.certificate = pki / "server-cert.der"
         self._key = pki / "server-key.pem"
@@ -167,6 +168,7 @@ class OpcUaSimulator:
             if point.writable:
                 await variable.set_writable()
             self._nodes[(number, name)] = variable
+            self._variants[(number, name)] = variant
         for name, point in machine.device.points.items():
             if point.method is None:
                 continue
@@ -214,10 +216,10 @@ class OpcUaSimulator:
                 spec = machine.device.points.get(name)
                 if node is None or spec is None or spec.writable:
                     continue
-                variant = await node.read_data_type_as_variant_type()
                 await node.write_value(
                     ua.DataValue(
-                        ua.Variant(value, variant), SourceTimestamp=now.replace(tzinfo=None)
+                        ua.Variant(value, self._variants[(number, name)]),
+                        SourceTimestamp=now.replace(tzinfo=None),
                     )
                 )
 

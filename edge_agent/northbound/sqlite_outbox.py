@@ -18,6 +18,7 @@ Calls run in a worker thread, one at a time, so a slow disk never stalls the pol
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -69,8 +70,18 @@ class SqliteOutbox:
         self._db.close()
 
     async def _run(self, sql_work: Callable[..., T], *args: object) -> T:
+        """Run in a worker thread, one at a time. A caller cancelled meanwhile (the publisher
+        stopping while it waits to take) must not let the next call start on the same
+        connection while the thread is still inside its transaction: the lock is held until
+        the thread is done."""
         async with self._lock:
-            return await asyncio.to_thread(sql_work, *args)
+            work = asyncio.ensure_future(asyncio.to_thread(sql_work, *args))
+            try:
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await work
+                raise
 
     def _count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])

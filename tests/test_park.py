@@ -17,11 +17,9 @@ async def test_the_same_scenario_and_seed_give_the_same_metrics(tmp_path: Path) 
     for name, factory in first["factories"].items():
         assert factory["energy_kwh"] > 0, name
         assert factory["data_quality"] == 1.0, name
-        assert factory["summaries"] == 6 * (
+        assert factory["summaries"] == 3 * (
             1 + len(next(f for f in scenario.factories if f.name == name).machines)
         ), name
     report = (tmp_path / "first" / "report.html").read_text()
     assert "<svg" in report
     assert "press-shop" in report
-    other = await simulate(scenario.model_copy(update={"seed": 8}), tmp_path / "other")
-    assert other["factories"] != first["factories"]

@@ -43,14 +43,8 @@ from .supervisor import run_until_signalled
 __all__ = ["run_demo"]
 
 log = logging.getLogger(__name__)
-_SHOWN = (
-    "total_power_kw",
-    "voltage_l1_v",
-    "current_l1_a",
-    "total_power_factor",
-    "frequency_hz",
-    "import_energy_kwh",
-)
+_SHOWN = ("voltage_l1_v", "current_l1_a", "total_power_factor", "frequency_hz")
+"""A meter's values worth a glance; a machine shows its first few points."""
 
 
 @contextlib.asynccontextmanager
@@ -237,26 +231,37 @@ async def _show(console: Console, agent: Agent, received: deque[dict[str, Any]])
             await agent.clock.sleep(1.0)
 
 
+def _cell(agent: Agent, point: str | None, now: datetime) -> str:
+    reading = agent.image.get(point, now) if point else None
+    if reading is None:
+        return "-"
+    if reading.value is None:
+        return f"[red]{reading.quality.value}"
+    if isinstance(reading.value, bool):
+        return "on" if reading.value else "off"
+    return f"{float(reading.value):,.2f}"
+
+
 def _view(agent: Agent, received: deque[dict[str, Any]], now: datetime) -> Group:
     readings = Table(title=f"Live readings  {now.astimezone(UTC):%H:%M:%S} UTC", expand=False)
-    readings.add_column("device")
-    for name in _SHOWN:
-        readings.add_column(name, justify="right")
-    readings.add_column("polls", justify="right")
-    readings.add_column("link")
+    for column, justify in (
+        ("device", "left"),
+        ("power kW", "right"),
+        ("energy kWh", "right"),
+        ("other values", "left"),
+        ("polls", "right"),
+        ("link", "left"),
+    ):
+        readings.add_column(column, justify=justify)  # type: ignore[arg-type]
     device_stats = {d: p.stats for p in agent.pollers for d in p.stats.devices}
     for device in agent.config.devices:
         poller_stats = device_stats[device.name]
         stats = poller_stats.devices[device.name]
-        cells = []
-        for name in _SHOWN:
-            reading = agent.image.get(f"{device.name}/{name}", now)
-            if reading is None:
-                cells.append("-")
-            elif reading.value is None:
-                cells.append(f"[red]{reading.quality.value}")
-            else:
-                cells.append(f"{float(reading.value):,.2f}")
+        by_role = {p.role: f"{device.name}/{n}" for n, p in device.points.items() if p.role}
+        others = [n for n in _SHOWN if n in device.points] or [
+            n for n, p in device.points.items() if not p.role and not getattr(p, "method", None)
+        ][:4]
+        other = "  ".join(f"{n} {_cell(agent, f'{device.name}/{n}', now)}" for n in others)
         link = (
             "[red]down"
             if not poller_stats.connected
@@ -264,7 +269,14 @@ def _view(agent: Agent, received: deque[dict[str, Any]], now: datetime) -> Group
             if stats.degraded
             else "[green]up"
         )
-        readings.add_row(device.name, *cells, str(stats.polls), link)
+        readings.add_row(
+            device.name,
+            _cell(agent, by_role.get("active_power_kw"), now),
+            _cell(agent, by_role.get("import_energy_kwh"), now),
+            other,
+            str(stats.polls),
+            link,
+        )
 
     publisher = agent.publisher.stats
     broker = "[green]connected" if publisher.connected else f"[red]down ({publisher.last_error})"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import aiomqtt
 import pytest
 
 from edge_agent.clock import SimClock
@@ -53,3 +57,14 @@ async def meter_server(meter: MeterModel) -> AsyncIterator[ModbusSimulator]:
     points = load_modbus_model("eastron-sdm630").points
     async with ModbusSimulator([SimulatedUnit(1, points, meter.values)]) as server:
         yield server
+
+
+async def receive(client: aiomqtt.Client, count: int, *, timeout_s: float = 20) -> list[Any]:
+    """The next `count` messages on `client`'s subscriptions, as JSON."""
+    received: list[Any] = []
+    async with asyncio.timeout(timeout_s):
+        async for message in client.messages:
+            received.append(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
+            if len(received) == count:
+                break
+    return received

@@ -16,6 +16,7 @@ from edge_agent.clock import SimClock
 from edge_agent.config.loader import load_site
 from simulators.broker import MosquittoBroker
 from simulators.modbus_server import ModbusSimulator
+from tests.conftest import receive
 
 BASE = "energy/v1/test-park/press-shop"
 
@@ -51,13 +52,7 @@ async def exchange(
         for kind, body in commands:
             payload = body if isinstance(body, bytes) else json.dumps(body).encode()
             await park.publish(f"{BASE}/commands/{kind}", payload, qos=1)
-        responses = []
-        async with asyncio.timeout(10):
-            async for message in park.messages:
-                responses.append(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
-                if len(responses) == answers:
-                    return responses
-    raise AssertionError("unreachable")
+        return await receive(park, answers, timeout_s=10)
 
 
 async def test_bad_commands_are_rejected_with_a_reason_and_change_nothing(

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
 
 import aiomqtt
 
@@ -18,6 +16,7 @@ from edge_agent.clock import SimClock
 from edge_agent.config.loader import load_site
 from simulators.broker import MosquittoBroker
 from simulators.modbus_server import ModbusSimulator
+from tests.conftest import receive
 
 TOPIC = "energy/v1/test-park/press-shop/devices/main-meter/summary"
 
@@ -34,16 +33,6 @@ devices:
      port: {modbus_port}}}
 """)
     return site
-
-
-async def receive(client: aiomqtt.Client, count: int) -> list[dict[str, Any]]:
-    received = []
-    async with asyncio.timeout(20):
-        async for message in client.messages:
-            received.append(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
-            if len(received) == count:
-                return received
-    raise AssertionError("unreachable")
 
 
 async def test_a_broker_outage_loses_nothing_and_keeps_the_order(

@@ -29,7 +29,7 @@ from .model import count
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
-DEMO_SITE = BUILTIN_CATALOGUE.parent / "sites" / "demo-factory.yaml"
+DEMO_PARK = BUILTIN_CATALOGUE.parent / "scenarios" / "demo-park.yaml"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -134,11 +134,23 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="simulated meter + embedded broker (if none runs) + agent, live",
-        epilog="examples:\n  edge-agent demo\n  edge-agent demo --duration 30",
+        help="a simulated park + embedded broker (if none runs) + one agent per factory, live",
+        epilog="examples:\n  edge-agent demo\n  edge-agent demo --duration 30\n"
+        "  edge-agent demo --site configs/sites/demo-factory.yaml",
         formatter_class=raw,
     )
-    demo.add_argument("--site", type=Path, default=DEMO_SITE)
+    demo.add_argument(
+        "--scenario",
+        type=Path,
+        default=DEMO_PARK,
+        help="the park to run (default: the three-factory demo park)",
+    )
+    demo.add_argument(
+        "--site",
+        type=Path,
+        default=None,
+        help="run one site file instead, e.g. configs/sites/demo-factory.yaml",
+    )
     demo.add_argument(
         "--duration",
         type=float,
@@ -169,9 +181,11 @@ def main(argv: list[str] | None = None) -> int:
             case "simulate":
                 return asyncio.run(_simulate(args))
             case "demo":
-                from .demo import run_demo
+                from .demo import run_demo, run_park_demo
 
-                return asyncio.run(run_demo(args.site, duration_s=args.duration))
+                if args.site is not None:
+                    return asyncio.run(run_demo(args.site, duration_s=args.duration))
+                return asyncio.run(run_park_demo(args.scenario, duration_s=args.duration))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG

@@ -36,7 +36,7 @@ from simulators.opcua_server import OpcUaSimulator, SimulatedMachine
 from .agent import Agent
 from .clock import SystemClock
 from .config.loader import load_site
-from .config.schema import Device, SiteConfig
+from .config.schema import Device
 from .northbound.topics import Topics
 from .supervisor import run_until_signalled
 
@@ -161,6 +161,7 @@ async def run_demo(site: Path, *, duration_s: float | None = None) -> int:
             outbox = config.outbox.model_copy(update={"path": Path(pki) / "outbox.sqlite"})
             config = config.model_copy(update={"devices": devices, "outbox": outbox})
             agent = Agent(config, clock)
+            topics = Topics(config.broker.topic_prefix, config.site.park, config.site.name)
             console.print(
                 f"[bold]edge-agent demo[/]: site {config.site.park}/{config.site.name}; "
                 f"Modbus meter simulator on 127.0.0.1:{simulator.port}; OPC UA machines at "
@@ -172,8 +173,16 @@ async def run_demo(site: Path, *, duration_s: float | None = None) -> int:
                 async with asyncio.TaskGroup() as group:
                     group.create_task(agent.run(stop), name="agent")
                     helpers = [
-                        group.create_task(_watch_broker(config, received), name="subscriber"),
-                        group.create_task(_show(console, agent, received), name="view"),
+                        group.create_task(
+                            _watch_broker(
+                                config.broker.host,
+                                config.broker.port,
+                                f"{topics.base}/devices/+/summary",
+                                received,
+                            ),
+                            name="subscriber",
+                        ),
+                        group.create_task(_show(console, [agent], received), name="view"),
                     ]
                     if duration_s is not None:
                         helpers.append(
@@ -191,44 +200,112 @@ async def run_demo(site: Path, *, duration_s: float | None = None) -> int:
     return 0
 
 
+async def run_park_demo(scenario_file: Path, *, duration_s: float | None = None) -> int:
+    """The demo park in real time: every factory's meter and machines served on loopback, one
+    agent per factory, an embedded broker where none runs, and a live view of the park."""
+    from simulators.park import load_scenario, serve_factory, site_config
+
+    console = _console()
+    # Real time: poll often and summarise every 10 s so that something happens on screen.
+    scenario = load_scenario(scenario_file).model_copy(
+        update={"poll_interval_s": 2, "summary_interval_s": 10}
+    )
+    clock = SystemClock()
+    received: deque[dict[str, Any]] = deque(maxlen=9)
+    host, port = "127.0.0.1", 1883
+    with tempfile.TemporaryDirectory(prefix="edge-agent-demo-") as work:
+        async with contextlib.AsyncExitStack() as stack:
+            broker_text = await stack.enter_async_context(_broker(host, port, console))
+            agents = []
+            for index, factory in enumerate(scenario.factories):
+                meter_port, urls = await stack.enter_async_context(
+                    serve_factory(scenario, index, factory, clock, Path(work))
+                )
+                config = site_config(
+                    scenario,
+                    factory,
+                    meter_port=meter_port,
+                    urls=urls,
+                    broker_port=port,
+                    work=Path(work),
+                )
+                agents.append(Agent(config, clock))
+            console.print(
+                f"[bold]edge-agent demo[/]: park {scenario.park}, "
+                f"{len(agents)} factories from {scenario_file} (meters over Modbus, machines "
+                f"over OPC UA, all simulated on loopback); {broker_text}; summaries every "
+                f"{scenario.summary_interval_s} s. Ctrl-C to stop."
+            )
+
+            async def main(stop: asyncio.Event) -> None:
+                async with asyncio.TaskGroup() as group:
+                    for agent in agents:
+                        group.create_task(agent.run(stop), name=f"agent {agent.config.site.name}")
+                    helpers = [
+                        group.create_task(
+                            _watch_broker(
+                                host,
+                                port,
+                                f"energy/v1/{scenario.park}/+/devices/+/summary",
+                                received,
+                            ),
+                            name="subscriber",
+                        ),
+                        group.create_task(_show(console, agents, received), name="view"),
+                    ]
+                    if duration_s is not None:
+                        helpers.append(
+                            group.create_task(_stop_after(duration_s, stop), name="timer")
+                        )
+                    await stop.wait()
+                    for task in helpers:
+                        task.cancel()
+
+            await run_until_signalled(main)
+    published = sum(a.publisher.stats.published for a in agents)
+    console.print(
+        f"Stopped. Summaries published: {published}; still waiting: "
+        f"{sum(a.outbox.depth() for a in agents)}. For a whole simulated day in "
+        f"minutes, with a report: edge-agent simulate {scenario_file}"
+    )
+    return 0
+
+
 async def _stop_after(seconds: float, stop: asyncio.Event) -> None:
     await asyncio.sleep(seconds)
     stop.set()
 
 
-async def _watch_broker(config: SiteConfig, received: deque[dict[str, Any]]) -> None:
+async def _watch_broker(host: str, port: int, topic: str, received: deque[dict[str, Any]]) -> None:
     """Subscribe as the park would, and keep the last summaries that arrived."""
-    topics = Topics(config.broker.topic_prefix, config.site.park, config.site.name)
     while True:
         try:
-            async with aiomqtt.Client(
-                config.broker.host, config.broker.port, identifier=f"demo-viewer-{config.site.name}"
-            ) as client:
-                await client.subscribe(f"{topics.base}/devices/+/summary", qos=1)
+            async with aiomqtt.Client(host, port, identifier="edge-agent-demo-viewer") as client:
+                await client.subscribe(topic, qos=1)
                 async for message in client.messages:
                     received.appendleft(json.loads(bytes(message.payload)))  # type: ignore[arg-type, unused-ignore]
         except aiomqtt.MqttError:
             await asyncio.sleep(1.0)  # the embedded broker is starting or gone; try again
 
 
-async def _show(console: Console, agent: Agent, received: deque[dict[str, Any]]) -> None:
+async def _show(console: Console, agents: list[Agent], received: deque[dict[str, Any]]) -> None:
     """Redraw once a second; on a terminal as a live table, elsewhere as log lines."""
-    seen_seq: set[int] = set()
+    seen: set[tuple[str, int]] = set()
+    clock = agents[0].clock
     with (
         Live(console=console, auto_refresh=False, transient=False)
         if console.is_terminal
         else contextlib.nullcontext() as live
     ):
         while True:
-            now = agent.clock.now()
             if live is not None:
-                live.update(_view(agent, received, now), refresh=True)
+                live.update(_view(agents, received, clock.now()), refresh=True)
             else:
                 for summary in reversed(received):
-                    if summary["seq"] not in seen_seq:
-                        seen_seq.add(summary["seq"])
+                    if (summary["site"], summary["seq"]) not in seen:
+                        seen.add((summary["site"], summary["seq"]))
                         console.print("received at broker: " + _summary_line(summary))
-            await agent.clock.sleep(1.0)
+            await clock.sleep(1.0)
 
 
 def _cell(agent: Agent, point: str | None, now: datetime) -> str:
@@ -242,9 +319,10 @@ def _cell(agent: Agent, point: str | None, now: datetime) -> str:
     return f"{float(reading.value):,.2f}"
 
 
-def _view(agent: Agent, received: deque[dict[str, Any]], now: datetime) -> Group:
+def _view(agents: list[Agent], received: deque[dict[str, Any]], now: datetime) -> Group:
     readings = Table(title=f"Live readings  {now.astimezone(UTC):%H:%M:%S} UTC", expand=False)
     for column, justify in (
+        ("site", "left"),
         ("device", "left"),
         ("power kW", "right"),
         ("energy kWh", "right"),
@@ -253,38 +331,50 @@ def _view(agent: Agent, received: deque[dict[str, Any]], now: datetime) -> Group
         ("link", "left"),
     ):
         readings.add_column(column, justify=justify)  # type: ignore[arg-type]
-    device_stats = {d: p.stats for p in agent.pollers for d in p.stats.devices}
-    for device in agent.config.devices:
-        poller_stats = device_stats[device.name]
-        stats = poller_stats.devices[device.name]
-        by_role = {p.role: f"{device.name}/{n}" for n, p in device.points.items() if p.role}
-        others = [n for n in _SHOWN if n in device.points] or [
-            n for n, p in device.points.items() if not p.role and not getattr(p, "method", None)
-        ][:4]
-        other = "  ".join(f"{n} {_cell(agent, f'{device.name}/{n}', now)}" for n in others)
-        link = (
-            "[red]down"
-            if not poller_stats.connected
-            else "[yellow]degraded"
-            if stats.degraded
-            else "[green]up"
-        )
-        readings.add_row(
-            device.name,
-            _cell(agent, by_role.get("active_power_kw"), now),
-            _cell(agent, by_role.get("import_energy_kwh"), now),
-            other,
-            str(stats.polls),
-            link,
-        )
-
-    publisher = agent.publisher.stats
-    broker = "[green]connected" if publisher.connected else f"[red]down ({publisher.last_error})"
+    for agent in agents:
+        device_stats = {d: p.stats for p in agent.pollers for d in p.stats.devices}
+        for device in agent.config.devices:
+            poller_stats = device_stats[device.name]
+            stats = poller_stats.devices[device.name]
+            by_role = {p.role: f"{device.name}/{n}" for n, p in device.points.items() if p.role}
+            others = [n for n in _SHOWN if n in device.points] or [
+                n for n, p in device.points.items() if not p.role and not getattr(p, "method", None)
+            ][:3]
+            other = "  ".join(f"{n} {_cell(agent, f'{device.name}/{n}', now)}" for n in others)
+            link = (
+                "[red]down"
+                if not poller_stats.connected
+                else "[yellow]degraded"
+                if stats.degraded
+                else "[green]up"
+            )
+            readings.add_row(
+                agent.config.site.name,
+                device.name,
+                _cell(agent, by_role.get("active_power_kw"), now),
+                _cell(agent, by_role.get("import_energy_kwh"), now),
+                other,
+                str(stats.polls),
+                link,
+            )
+    published = sum(a.publisher.stats.published for a in agents)
+    waiting = sum(a.outbox.depth() for a in agents)
+    up = sum(a.publisher.stats.connected for a in agents)
     summaries = Table(
-        title=f"Summaries received at the broker (publisher {broker}[/], "
-        f"published {publisher.published}, outbox {agent.outbox.depth()})"
+        title=f"Summaries received at the broker (publishers connected {up} of "
+        f"{len(agents)}, published {published}, waiting {waiting})"
     )
-    for column in ("seq", "device", "interval (UTC)", "energy kWh", "avg kW", "max kW", "good"):
+    for column in (
+        "seq",
+        "site",
+        "device",
+        "interval (UTC)",
+        "energy kWh",
+        "avg kW",
+        "max kW",
+        "cost VND",
+        "good",
+    ):
         summaries.add_column(column, justify="right")
     for s in received:
         summaries.add_row(*_summary_cells(s))
@@ -297,17 +387,20 @@ def _summary_cells(s: dict[str, Any]) -> list[str]:
 
     return [
         str(s["seq"]),
+        s["site"],
         s["device"],
         f"{s['interval_start'][11:19]}-{s['interval_end'][11:19]}",
         num(s["energy_import_kwh"], ".3f"),
         num(s["power_avg_kw"], ".1f"),
         num(s["power_max_kw"], ".1f"),
+        num(s.get("cost_vnd"), ",.0f"),
         num(s["good_ratio"], ".0%"),
     ]
 
 
 def _summary_line(s: dict[str, Any]) -> str:
-    seq, device, interval, energy, avg, peak, good = _summary_cells(s)
+    seq, site, device, interval, energy, avg, peak, cost, good = _summary_cells(s)
     return (
-        f"#{seq} {device} {interval}  energy {energy} kWh  avg {avg} kW  max {peak} kW  good {good}"
+        f"#{seq} {site}/{device} {interval}  energy {energy} kWh  avg {avg} kW  "
+        f"max {peak} kW  cost {cost} VND  good {good}"
     )

@@ -24,7 +24,7 @@ import aiomqtt
 from pydantic import AwareDatetime, Field, PositiveFloat
 
 from edge_agent.agent import Agent
-from edge_agent.clock import SimClock
+from edge_agent.clock import Clock, SimClock
 from edge_agent.config.base import Name, StrictModel
 from edge_agent.config.loader import load_modbus_model, load_opcua_model
 from edge_agent.config.schema import SiteConfig
@@ -35,7 +35,7 @@ from .meter import MeterModel
 from .modbus_server import ModbusSimulator, SimulatedUnit
 from .opcua_server import OpcUaSimulator, SimulatedMachine
 
-__all__ = ["Scenario", "simulate"]
+__all__ = ["Scenario", "load_scenario", "serve_factory", "simulate", "site_config"]
 
 PHYSICS: dict[str, Callable[[], Machine]] = {
     "electric-furnace": Furnace,
@@ -90,7 +90,7 @@ def _shifts(zone: str, night_share: float) -> Callable[[float], float]:
     return shape
 
 
-def _site(
+def site_config(
     scenario: Scenario,
     factory: FactorySpec,
     *,
@@ -141,8 +141,8 @@ def _site(
 
 
 @contextlib.asynccontextmanager
-async def _factory(
-    scenario: Scenario, index: int, factory: FactorySpec, clock: SimClock, work: Path
+async def serve_factory(
+    scenario: Scenario, index: int, factory: FactorySpec, clock: Clock, work: Path
 ) -> AsyncIterator[tuple[int, list[str]]]:
     """The factory's meter, and each machine on an OPC UA server of its own, as on a plant."""
     machines = [
@@ -192,9 +192,9 @@ async def simulate(
             agents = []
             for index, factory in enumerate(scenario.factories):
                 meter_port, urls = await stack.enter_async_context(
-                    _factory(scenario, index, factory, clock, work)
+                    serve_factory(scenario, index, factory, clock, work)
                 )
-                config = _site(
+                config = site_config(
                     scenario,
                     factory,
                     meter_port=meter_port,

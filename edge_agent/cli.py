@@ -36,8 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="edge-agent",
-        description="Factory energy edge agent: polls Modbus equipment and publishes "
-        "energy summaries to the park's MQTT broker.",
+        description="Factory energy edge agent: polls Modbus and OPC UA equipment and "
+        "publishes energy summaries to the park's MQTT broker.",
         epilog="Exit codes: 0 ok, 1 run-time failure, 2 configuration or usage error, "
         "130 interrupted.",
         formatter_class=raw,
@@ -271,9 +271,16 @@ def _print_plan(config: SiteConfig) -> None:
 
 def _schema(*, payloads: bool) -> int:
     if payloads:
+        from pydantic import TypeAdapter
+
+        from .northbound.commands import Command, CommandResponse
         from .northbound.payloads import DeviceSummary, Status
 
-        schemas = {m.__name__: m.model_json_schema(by_alias=True) for m in (DeviceSummary, Status)}
+        schemas = {
+            m.__name__: m.model_json_schema(by_alias=True)
+            for m in (DeviceSummary, Status, CommandResponse)
+        }
+        schemas["Command"] = TypeAdapter(Command).json_schema(by_alias=True)
         print(json.dumps(schemas, indent=2))
     else:
         print(json.dumps(SiteConfig.model_json_schema(), indent=2))
@@ -335,6 +342,8 @@ async def _simulate(args: argparse.Namespace) -> int:
 
     from simulators.park import load_scenario, simulate
 
+    # One line per summary would bury the table: the report has them all.
+    logging.getLogger("edge_agent.summariser").setLevel(logging.WARNING)
     scenario = load_scenario(args.scenario)
     updates = {k: v for k, v in (("duration_h", args.hours), ("seed", args.seed)) if v}
     scenario = scenario.model_copy(update=updates)

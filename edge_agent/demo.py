@@ -289,7 +289,7 @@ async def _watch_broker(host: str, port: int, topic: str, received: deque[dict[s
 
 
 async def _show(console: Console, agents: list[Agent], received: deque[dict[str, Any]]) -> None:
-    """Redraw once a second; on a terminal as a live table, elsewhere as log lines."""
+    """Redraw once a second on a terminal; elsewhere (a log), print each summary received."""
     seen: set[tuple[str, int]] = set()
     clock = agents[0].clock
     with (

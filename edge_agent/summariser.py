@@ -113,8 +113,9 @@ class Summariser:
                 summary.model_dump_json(by_alias=True).encode(),
             )
             log.info(
-                "summary #%d stored: %s %s-%s: %s kWh, average %s kW, peak %s kW, %s good",
+                "summary #%d stored: %s/%s %s-%s: %s kWh, average %s kW, peak %s kW, %s good",
                 summary.seq,
+                self._site.name,
                 book.device.name,
                 f"{start:%H:%M:%S}",
                 f"{end:%H:%M:%S}",

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import getpass
 import shutil
+import signal
+import sys
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +22,14 @@ __all__ = ["BrokerUnavailable", "MosquittoBroker", "find_mosquitto", "is_listeni
 
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM when the process that started us
+    dies, even by SIGKILL, so a killed demo leaves no broker holding its port."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class BrokerUnavailable(Exception):
@@ -102,6 +113,7 @@ class MosquittoBroker:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self._process = process
         assert process.stdout is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -90,6 +91,21 @@ def _shifts(zone: str, night_share: float) -> Callable[[float], float]:
     return shape
 
 
+def _varied(machine: Machine, rng: random.Random) -> Machine:
+    """No two machines of a park alike: sizes, loads and phases drawn from the seed."""
+    if isinstance(machine, InjectionMoulder):
+        machine.cycle_s = rng.uniform(24, 40)
+        machine.phase_s = rng.uniform(0, machine.cycle_s)
+        machine.motor_kw_peak = rng.uniform(35, 55)
+    elif isinstance(machine, Chiller):
+        machine.load_kw_thermal = rng.uniform(150, 260)
+        machine.rated_kw = rng.uniform(60, 90)
+    elif isinstance(machine, Furnace):
+        machine.max_kw = rng.uniform(100, 160)
+        machine.inputs["setpoint_c"] = rng.choice([650.0, 760.0, 850.0])
+    return machine
+
+
 def site_config(
     scenario: Scenario,
     factory: FactorySpec,
@@ -145,8 +161,10 @@ async def serve_factory(
     scenario: Scenario, index: int, factory: FactorySpec, clock: Clock, work: Path
 ) -> AsyncIterator[tuple[int, list[str]]]:
     """The factory's meter, and each machine on an OPC UA server of its own, as on a plant."""
+    rng = random.Random(f"{scenario.seed}/{factory.name}")
     machines = [
-        SimulatedMachine(load_opcua_model(m.model), PHYSICS[m.model]()) for m in factory.machines
+        SimulatedMachine(load_opcua_model(m.model), _varied(PHYSICS[m.model](), rng))
+        for m in factory.machines
     ]
     meter = MeterModel(
         clock,

@@ -206,7 +206,15 @@ def _check(config: SiteConfig, path: Path) -> int:
     )
     for line, devices in modbus_lines(config):
         where = line.serial_port if line.transport == "serial" else f"{line.host}:{line.port}"
-        print(f"\nline {line.name} ({line.transport} {where}, timeout {line.timeout_s:g} s)")
+        serial = (
+            f" {line.baudrate} {line.bytesize}{line.parity}{line.stopbits}"
+            if line.transport == "serial"
+            else ""
+        )
+        print(
+            f"\nline {line.name} ({line.transport} {where}{serial}, "
+            f"timeout {line.timeout_s:g} s, pause {line.pause_s:g} s)"
+        )
         for device in devices:
             _print_device(device)
     for opcua in config.devices:
@@ -217,10 +225,17 @@ def _check(config: SiteConfig, path: Path) -> int:
                 f"{opcua.mode} every {opcua.poll_interval_s:g} s)"
             )
             for name, node in opcua.points.items():
+                limits = (
+                    f" {node.min:g}..{node.max:g}"
+                    if (node.min is not None and node.max is not None)
+                    else ""
+                )
                 what = (
                     f"method {node.method}"
                     if node.method
-                    else ("writable" if node.writable else "")
+                    else f"writable{limits}"
+                    if node.writable
+                    else ""
                 )
                 unit = f" [{node.unit}]" if node.unit else ""
                 print(f"    {name:<22} {node.node_id or node.browse_path or '':<34} {what}{unit}")

@@ -35,6 +35,7 @@ __all__ = ["MqttPublisher", "PublishStats"]
 log = logging.getLogger(__name__)
 
 _BATCH = 100
+_SHORT_LIVED_S = 5.0
 T = TypeVar("T")
 
 
@@ -80,6 +81,9 @@ class MqttPublisher:
         )
         return status.model_dump_json(by_alias=True).encode()
 
+    def _identifier(self) -> str:
+        return self._broker.client_id or f"edge-{self._site.park}-{self._site.name}"
+
     def _client(self) -> aiomqtt.Client:
         password = self._broker.password.get_secret_value() if self._broker.password else None
         tls = self._broker.tls
@@ -98,7 +102,7 @@ class MqttPublisher:
                 certfile=str(tls.certificate) if tls.certificate else None,
                 keyfile=str(tls.private_key) if tls.private_key else None,
             ),
-            identifier=self._broker.client_id or f"edge-{self._site.park}-{self._site.name}",
+            identifier=self._identifier(),
             username=self._broker.username,
             password=password,
             keepalive=self._broker.keepalive_s,
@@ -120,11 +124,13 @@ class MqttPublisher:
 
     async def run(self) -> None:
         """Publish until `stop()` (or cancellation)."""
+        connected_at = 0.0
         while not self._stopping.is_set():
             try:
                 async with self._client() as client:
                     self.stats.connected = True
                     self.stats.connects += 1
+                    connected_at = time.monotonic()
                     self._backoff.reset()
                     log.info("connected to broker %s:%d", self._broker.host, self._broker.port)
                     await client.publish(
@@ -141,6 +147,14 @@ class MqttPublisher:
                         retain=True,
                     )
             except aiomqtt.MqttError as exc:
+                if self.stats.connected and time.monotonic() - connected_at < _SHORT_LIVED_S:
+                    log.warning(
+                        "the broker dropped the connection %.1f s after accepting it: is "
+                        "another client connected with the same client id (%s)? Each gateway "
+                        "needs its own site name or broker.client_id",
+                        time.monotonic() - connected_at,
+                        self._identifier(),
+                    )
                 self.stats.connected = False
                 self.stats.failures += 1
                 self.stats.last_error = str(exc)

@@ -318,12 +318,28 @@ def _report(
             for i, r in enumerate(meter)
             if r["tariff_band"] == "peak"
         ]
+        # Local-time labels under the plot, about every three hours (or every row if short).
+        zone = ZoneInfo(scenario.timezone)
+        every = max(1, len(meter) // 8)
+        ticks = "".join(
+            f"<text x='{i * step:.1f}' y='{height + 14}' font-size='10' text-anchor='middle'>"
+            f"{datetime.fromisoformat(r['interval_start']).astimezone(zone):%H:%M}</text>"
+            f"<line x1='{i * step:.1f}' x2='{i * step:.1f}' y1='{height}' y2='{height + 4}' "
+            f"stroke='#888'/>"
+            for i, r in enumerate(meter)
+            if i % every == 0
+        )
+        half = height / 2
         plots.append(
-            f"<h3>{name}: average demand (kW) per {scenario.summary_interval_s // 60} min; "
-            f"peak tariff hours shaded</h3><svg width='{width}' height='{height}' "
-            f"style='border:1px solid #ccc'>{''.join(peak)}<polyline fill='none' "
-            f"stroke='#1f5fa8' stroke-width='1.5' points='{line}'/><text x='4' y='14' "
-            f"font-size='11'>{top:.0f} kW</text></svg>"
+            f"<h3>{name}: average demand (kW) per {scenario.summary_interval_s // 60} min, "
+            f"local time; peak-tariff hours shaded</h3>"
+            f"<svg width='{width + 40}' height='{height + 20}'><g transform='translate(30,0)'>"
+            f"<rect width='{width}' height='{height}' fill='none' stroke='#ccc'/>"
+            f"{''.join(peak)}<polyline fill='none' stroke='#1f5fa8' stroke-width='1.5' "
+            f"points='{line}'/>{ticks}</g>"
+            f"<text x='0' y='10' font-size='10'>{top:.0f}</text>"
+            f"<text x='0' y='{half + 4:.0f}' font-size='10'>{top / 2:.0f}</text>"
+            f"<text x='0' y='{height:.0f}' font-size='10'>0</text></svg>"
         )
     rows_html = "".join(
         f"<tr><td>{n}</td><td>{f['energy_kwh']:,.1f}</td><td>{f['peak_window_demand_kw']:,.1f}"

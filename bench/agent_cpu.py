@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from drivers.modbus.driver import plan_groups
 from edge_agent.config.loader import load_site
 from simulators.broker import MosquittoBroker
+from simulators.ports import free_port
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -46,12 +46,6 @@ async def main():
         await asyncio.sleep(max(0.0, tick - loop.time()))
 asyncio.run(main())
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,12 +29,7 @@ from drivers.modbus.driver import ModbusLineDriver
 from edge_agent.agent import Agent
 from edge_agent.clock import SystemClock
 from edge_agent.config.schema import SiteConfig
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from simulators.ports import free_port
 
 
 def build_c(out: Path) -> tuple[Path, Path] | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 import tempfile
 import time
@@ -25,15 +24,10 @@ from edge_agent.northbound.mqtt import MqttPublisher
 from edge_agent.northbound.outbox import MemoryOutbox, Outbox
 from edge_agent.northbound.sqlite_outbox import SqliteOutbox
 from simulators.broker import MosquittoBroker
+from simulators.ports import free_port
 
 PAYLOAD = b'{"schema":"edge-agent/device-summary/1","seq":0,' + b'"x":"' + b"0" * 900 + b'"}'
 TOPIC = "energy/v1/bench/site/devices/meter/summary"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def run(outbox: Outbox, port: int, count: int, *, backlog: bool) -> tuple[float, float]:

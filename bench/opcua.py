@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 from drivers.opcua.config import OpcUaDevice
 from drivers.opcua.session import Session
 from edge_agent.clock import SystemClock
+from simulators.ports import free_port
 
 SERVER = """
 import asyncio, sys
@@ -44,12 +44,6 @@ async def main(port, count, period):
             await asyncio.sleep(period)
 asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def device(port: int, count: int) -> OpcUaDevice:

@@ -12,10 +12,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 import tempfile
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,11 @@ from rich.table import Table
 
 from drivers.opcua.config import OpcUaDevice
 from simulators.broker import MosquittoBroker, find_mosquitto, is_listening
-from simulators.machines import Chiller, Furnace, InjectionMoulder, Machine
+from simulators.machines import PHYSICS, Furnace
 from simulators.meter import MeterModel
 from simulators.modbus_server import ModbusSimulator, SimulatedUnit
 from simulators.opcua_server import OpcUaSimulator, SimulatedMachine
+from simulators.ports import free_port
 
 from .agent import Agent
 from .clock import SystemClock
@@ -91,19 +91,6 @@ def _console() -> Console:
     return console
 
 
-PHYSICS: dict[str, Callable[[], Machine]] = {
-    "electric-furnace": Furnace,
-    "injection-moulder": InjectionMoulder,
-    "process-chiller": Chiller,
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def run_demo(site: Path, *, duration_s: float | None = None) -> int:
     console = _console()
     config = load_site(site)
@@ -125,7 +112,7 @@ async def run_demo(site: Path, *, duration_s: float | None = None) -> int:
         async with (
             ModbusSimulator(units) as simulator,
             OpcUaSimulator(
-                simulated, clock=clock, port=_free_port(), pki=Path(pki) / "server"
+                simulated, clock=clock, port=free_port(), pki=Path(pki) / "server"
             ) as machine_server,
             _broker(config.broker.host, config.broker.port, console) as broker_text,
         ):
@@ -169,30 +156,15 @@ async def run_demo(site: Path, *, duration_s: float | None = None) -> int:
                 f"{config.summary.interval_s} s. Ctrl-C to stop."
             )
 
-            async def main(stop: asyncio.Event) -> None:
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(agent.run(stop), name="agent")
-                    helpers = [
-                        group.create_task(
-                            _watch_broker(
-                                config.broker.host,
-                                config.broker.port,
-                                f"{topics.base}/devices/+/summary",
-                                received,
-                            ),
-                            name="subscriber",
-                        ),
-                        group.create_task(_show(console, [agent], received), name="view"),
-                    ]
-                    if duration_s is not None:
-                        helpers.append(
-                            group.create_task(_stop_after(duration_s, stop), name="timer")
-                        )
-                    await stop.wait()
-                    for task in helpers:
-                        task.cancel()
-
-            await run_until_signalled(main)
+            await _run_live(
+                console,
+                [agent],
+                received=received,
+                host=config.broker.host,
+                port=config.broker.port,
+                topic=f"{topics.base}/devices/+/summary",
+                duration_s=duration_s,
+            )
     console.print(
         f"Stopped. Summaries published: {agent.publisher.stats.published}; "
         f"still in the outbox: {agent.outbox.depth()}."
@@ -237,31 +209,15 @@ async def run_park_demo(scenario_file: Path, *, duration_s: float | None = None)
                 f"{scenario.summary_interval_s} s. Ctrl-C to stop."
             )
 
-            async def main(stop: asyncio.Event) -> None:
-                async with asyncio.TaskGroup() as group:
-                    for agent in agents:
-                        group.create_task(agent.run(stop), name=f"agent {agent.config.site.name}")
-                    helpers = [
-                        group.create_task(
-                            _watch_broker(
-                                host,
-                                port,
-                                f"energy/v1/{scenario.park}/+/devices/+/summary",
-                                received,
-                            ),
-                            name="subscriber",
-                        ),
-                        group.create_task(_show(console, agents, received), name="view"),
-                    ]
-                    if duration_s is not None:
-                        helpers.append(
-                            group.create_task(_stop_after(duration_s, stop), name="timer")
-                        )
-                    await stop.wait()
-                    for task in helpers:
-                        task.cancel()
-
-            await run_until_signalled(main)
+            await _run_live(
+                console,
+                agents,
+                received=received,
+                host=host,
+                port=port,
+                topic=f"energy/v1/{scenario.park}/+/devices/+/summary",
+                duration_s=duration_s,
+            )
     published = sum(a.publisher.stats.published for a in agents)
     console.print(
         f"Stopped. Summaries published: {published}; still waiting: "
@@ -269,6 +225,36 @@ async def run_park_demo(scenario_file: Path, *, duration_s: float | None = None)
         f"minutes, with a report: edge-agent simulate {scenario_file}"
     )
     return 0
+
+
+async def _run_live(
+    console: Console,
+    agents: list[Agent],
+    *,
+    received: deque[dict[str, Any]],
+    host: str,
+    port: int,
+    topic: str,
+    duration_s: float | None,
+) -> None:
+    """The agents, a subscriber watching `topic` as the park would, and the live view, until
+    Ctrl-C (or `duration_s`); the agents stop gracefully, the helpers are cancelled."""
+
+    async def main(stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as group:
+            for agent in agents:
+                group.create_task(agent.run(stop), name=f"agent {agent.config.site.name}")
+            helpers = [
+                group.create_task(_watch_broker(host, port, topic, received), name="subscriber"),
+                group.create_task(_show(console, agents, received), name="view"),
+            ]
+            if duration_s is not None:
+                helpers.append(group.create_task(_stop_after(duration_s, stop), name="timer"))
+            await stop.wait()
+            for task in helpers:
+                task.cancel()
+
+    await run_until_signalled(main)
 
 
 async def _stop_after(seconds: float, stop: asyncio.Event) -> None:

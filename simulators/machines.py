@@ -7,9 +7,10 @@ the physics gives; `step(dt_s)` advances it, `values()` is every point of its no
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Chiller", "Furnace", "InjectionMoulder", "Machine"]
+__all__ = ["PHYSICS", "Chiller", "Furnace", "InjectionMoulder", "Machine"]
 
 
 @dataclass
@@ -147,3 +148,11 @@ class Chiller(Machine):
             "energy_kwh": self.energy_kwh,
             **self.inputs,
         }
+
+
+PHYSICS: dict[str, Callable[[], Machine]] = {
+    "electric-furnace": Furnace,
+    "injection-moulder": InjectionMoulder,
+    "process-chiller": Chiller,
+}
+"""The physics behind each OPC UA node map of the catalogue."""

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import random
-import socket
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -31,18 +30,13 @@ from edge_agent.config.loader import load_modbus_model, load_opcua_model
 from edge_agent.config.schema import SiteConfig
 
 from .broker import MosquittoBroker
-from .machines import Chiller, Furnace, InjectionMoulder, Machine
+from .machines import PHYSICS, Chiller, Furnace, InjectionMoulder, Machine
 from .meter import MeterModel
 from .modbus_server import ModbusSimulator, SimulatedUnit
 from .opcua_server import OpcUaSimulator, SimulatedMachine
+from .ports import free_port
 
 __all__ = ["Scenario", "load_scenario", "serve_factory", "simulate", "site_config"]
-
-PHYSICS: dict[str, Callable[[], Machine]] = {
-    "electric-furnace": Furnace,
-    "injection-moulder": InjectionMoulder,
-    "process-chiller": Chiller,
-}
 
 
 class MachineSpec(StrictModel):
@@ -70,12 +64,6 @@ class Scenario(StrictModel):
     poll_interval_s: PositiveFloat = 5
     summary_interval_s: int = 300
     factories: list[FactorySpec] = Field(min_length=1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _shifts(zone: str, night_share: float) -> Callable[[float], float]:
@@ -184,7 +172,7 @@ async def serve_factory(
                 OpcUaSimulator(
                     [machine],
                     clock=clock,
-                    port=_free_port(),
+                    port=free_port(),
                     pki=work / factory.name / str(number),
                     step_s=scenario.poll_interval_s,
                 )
@@ -206,7 +194,7 @@ async def simulate(
     with tempfile.TemporaryDirectory(prefix="edge-agent-bench-") as tmp:
         work = Path(tmp)
         async with contextlib.AsyncExitStack() as stack:
-            broker = await stack.enter_async_context(MosquittoBroker(_free_port()))
+            broker = await stack.enter_async_context(MosquittoBroker(free_port()))
             agents = []
             for index, factory in enumerate(scenario.factories):
                 meter_port, urls = await stack.enter_async_context(

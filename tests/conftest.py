@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,14 +17,9 @@ from edge_agent.config.loader import load_modbus_model
 from simulators.broker import MosquittoBroker, find_mosquitto
 from simulators.meter import MeterModel
 from simulators.modbus_server import ModbusSimulator, SimulatedUnit
+from simulators.ports import free_port
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)

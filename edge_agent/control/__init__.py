@@ -1,0 +1,1 @@
+"""Control: the demand limiter, the load planner and the guard, the only path to a write."""

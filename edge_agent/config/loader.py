@@ -10,9 +10,10 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -33,11 +34,16 @@ from .schema import SiteConfig
 __all__ = [
     "ConfigError",
     "Problem",
+    "did_you_mean",
+    "load_document",
     "load_modbus_model",
     "load_model",
     "load_opcua_model",
     "load_site",
+    "problem_at",
 ]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +73,7 @@ class ConfigError(Exception):
 def load_site(path: Path | str, *, environ: dict[str, str] | None = None) -> SiteConfig:
     """Read, resolve catalogue models, and validate a site file."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError([Problem(Mark(str(path), 1, 1), "", "no such file")])
-    try:
-        doc = read_yaml(path, environ=environ)
-    except YamlSyntaxError as exc:
-        raise ConfigError([Problem(exc.mark, "", f"invalid YAML: {exc.problem}")]) from None
-    if not isinstance(doc.data, dict):
-        raise ConfigError([Problem(Mark(str(path), 1, 1), "", "expected a mapping at the top")])
-
+    doc = _read(path, environ)
     problems = [Problem(_mark(doc, p), _field_path(doc.data, p), m) for p, m in doc.env_problems]
     model_problems = _resolve_models(doc, path)
     problems += model_problems + _duplicate_names(doc) + _line_references(doc)
@@ -99,6 +97,53 @@ def load_site(path: Path | str, *, environ: dict[str, str] | None = None) -> Sit
     if problems:
         raise ConfigError(_ordered(problems))
     return config
+
+
+def load_document(
+    path: Path | str,
+    model: type[M],
+    *,
+    environ: dict[str, str] | None = None,
+    checks: Callable[[Located], list[Problem]] | None = None,
+) -> M:
+    """Any YAML file validated into `model`, its problems located as a site file's are.
+
+    `checks` adds the problems that need more than one field (a name that must refer to
+    another entry, say); they are reported together with the model's own.
+    """
+    path = Path(path)
+    doc = _read(path, environ)
+    problems = [Problem(_mark(doc, p), _field_path(doc.data, p), m) for p, m in doc.env_problems]
+    problems += checks(doc) if checks is not None else []
+    try:
+        result = model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ConfigError(_ordered(problems + _problems(doc, exc.errors(), model))) from None
+    if problems:
+        raise ConfigError(_ordered(problems))
+    return result
+
+
+def problem_at(doc: Located, path: Path_, message: str, *, key: bool = False) -> Problem:
+    """A problem at `path` in the data, with its file, line and column and its field path."""
+    return Problem(_mark(doc, path, key=key), _field_path(doc.data, path), message)
+
+
+def did_you_mean(word: str, candidates: list[str]) -> str:
+    """`; did you mean 'x'?` for the closest candidate, or nothing."""
+    return _did_you_mean(word, candidates)
+
+
+def _read(path: Path, environ: dict[str, str] | None) -> Located:
+    if not path.is_file():
+        raise ConfigError([Problem(Mark(str(path), 1, 1), "", "no such file")])
+    try:
+        doc = read_yaml(path, environ=environ)
+    except YamlSyntaxError as exc:
+        raise ConfigError([Problem(exc.mark, "", f"invalid YAML: {exc.problem}")]) from None
+    if not isinstance(doc.data, dict):
+        raise ConfigError([Problem(Mark(str(path), 1, 1), "", "expected a mapping at the top")])
+    return doc
 
 
 def load_model(model: str, *, catalogue: Path | None = None) -> ModbusTcpDevice | OpcUaDevice:
@@ -240,7 +285,7 @@ def _resolve_models(
     return problems
 
 
-def _problems(doc: Located, errors: list[Any]) -> list[Problem]:
+def _problems(doc: Located, errors: list[Any], root: type[BaseModel] = SiteConfig) -> list[Problem]:
     """Map pydantic's errors; a "missing" key that a misspelt key's hint already names is
     left out, so `adress: 4` gives one problem, not two."""
     hinted: set[Path_] = set()
@@ -248,11 +293,11 @@ def _problems(doc: Located, errors: list[Any]) -> list[Problem]:
         if error["type"] == "extra_forbidden":
             path = _data_path(doc.data, tuple(error["loc"]), error["type"])
             for word in difflib.get_close_matches(
-                str(path[-1]), _allowed_keys(doc.data, path[:-1]), 1, 0.6
+                str(path[-1]), _allowed_keys(doc.data, path[:-1], root), 1, 0.6
             ):
                 hinted.add((*path[:-1], word))
     return [
-        _problem(doc, error)
+        _problem(doc, error, root)
         for error in errors
         if not (
             error["type"] == "missing"
@@ -261,14 +306,14 @@ def _problems(doc: Located, errors: list[Any]) -> list[Problem]:
     ]
 
 
-def _problem(doc: Located, error: Any) -> Problem:
+def _problem(doc: Located, error: Any, root: type[BaseModel] = SiteConfig) -> Problem:
     loc: tuple[str | int, ...] = tuple(error["loc"])
     kind = error["type"]
     path = _data_path(doc.data, loc, kind)
     found = error.get("input")
     if kind == "extra_forbidden":
         key = str(path[-1])
-        allowed = _allowed_keys(doc.data, path[:-1])
+        allowed = _allowed_keys(doc.data, path[:-1], root)
         hint = _did_you_mean(key, allowed)
         listing = f"; expected one of: {', '.join(sorted(allowed))}" if allowed else ""
         message = f"unknown field {key!r}{hint}{listing}"
@@ -286,11 +331,9 @@ def _problem(doc: Located, error: Any) -> Problem:
         )
     if kind == "union_tag_invalid":
         ctx = error.get("ctx", {})
-        message = (
-            f"unknown {ctx.get('discriminator', 'tag').strip(chr(39))} "
-            f"{ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
-        )
-        field = (*path, "driver")
+        tag = str(ctx.get("discriminator", "driver")).strip(chr(39))
+        message = f"unknown {tag} {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+        field = (*path, tag)
         return Problem(_mark(doc, field), _field_path(doc.data, field), message)
     plain = {
         "model_type": "expected a mapping (indented `key: value` lines)",
@@ -368,9 +411,9 @@ def _field_path(data: Any, path: Path_) -> str:
     return ".".join(parts)
 
 
-def _allowed_keys(data: Any, path: Path_) -> list[str]:
+def _allowed_keys(data: Any, path: Path_, root: type[BaseModel] = SiteConfig) -> list[str]:
     """The field names of the model that validates the mapping at `path`."""
-    annotation: Any = SiteConfig
+    annotation: Any = root
     for part in path:
         annotation = _choose(annotation, data)
         if annotation is None:
@@ -390,20 +433,25 @@ def _allowed_keys(data: Any, path: Path_) -> list[str]:
     return []
 
 
+_TAGS = ("driver", "kind")
+"""The fields that tell the members of a union apart, in site and scenario files."""
+
+
 def _choose(annotation: Any, data: Any) -> Any:
-    """Unwrap Annotated and Optional; pick a union member by its `driver` tag."""
+    """Unwrap Annotated and Optional; pick a union member by its tag (`driver`, `kind`)."""
     while get_origin(annotation) is typing.Annotated:
         annotation = get_args(annotation)[0]
     if get_origin(annotation) in (typing.Union, types.UnionType):
         members = [a for a in get_args(annotation) if a is not type(None)]
         for member in members:
-            field = getattr(member, "model_fields", {}).get("driver")
-            if (
-                field is not None
-                and isinstance(data, dict)
-                and data.get("driver") in get_args(field.annotation)
-            ):
-                return member
+            for tag in _TAGS:
+                field = getattr(member, "model_fields", {}).get(tag)
+                if (
+                    field is not None
+                    and isinstance(data, dict)
+                    and data.get(tag) in get_args(field.annotation)
+                ):
+                    return member
         return members[0] if len(members) == 1 else None
     return annotation
 

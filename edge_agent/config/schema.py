@@ -10,10 +10,18 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PositiveFloat, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    PositiveFloat,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from drivers.modbus.config import ModbusLine, ModbusLineDevice, ModbusTcpDevice
 from drivers.opcua.config import OpcUaDevice
+from edge_agent.control.config import ControlConfig
 from edge_agent.energy.tariff import EmissionsConfig, TariffConfig
 
 from .base import Name, StrictModel
@@ -100,16 +108,31 @@ class OutboxConfig(StrictModel):
     fsync: Literal["normal", "full"] = "normal"
 
 
+class MetricsConfig(StrictModel):
+    """The agent's own HTTP endpoint: `/metrics` (Prometheus text) and `/health` (JSON)."""
+
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """Unset: no endpoint. 9108 is a common choice; see the README before exposing it."""
+    host: str = "127.0.0.1"
+    """The address to listen on; `0.0.0.0` lets a Prometheus elsewhere scrape it."""
+    failing_after_intervals: int = Field(default=5, ge=2, le=1000)
+    """`/health` says failing when no device has been read for this many poll intervals."""
+
+
 class SiteConfig(StrictModel):
     site: SiteInfo
     broker: BrokerConfig = BrokerConfig()
     summary: SummaryConfig = SummaryConfig()
     outbox: OutboxConfig = OutboxConfig()
+    metrics: MetricsConfig = MetricsConfig()
     tariff: TariffConfig = TariffConfig()
     emissions: EmissionsConfig = EmissionsConfig()
     modbus_lines: list[ModbusLine] = Field(default_factory=list)
     """Serial lines and gateways shared by several `driver: modbus` devices."""
     devices: list[Device] = Field(min_length=1)
+    control: ControlConfig | None = None
+    """The demand limit and the loads the agent may switch; without it the agent only
+    measures and reports."""
 
     @field_validator("devices")
     @classmethod
@@ -136,6 +159,36 @@ class SiteConfig(StrictModel):
                     f"modbus_lines ({known})"
                 )
         return devices
+
+    @model_validator(mode="after")
+    def _loads_exist(self) -> SiteConfig:
+        """Every load's device and points exist, and what is written is declared writable."""
+        if self.control is None:
+            return self
+        devices = {device.name: device for device in self.devices}
+        if self.control.meter not in devices:
+            raise ValueError(f"control.meter {self.control.meter!r} is not a device")
+        for load in self.control.loads:
+            device = devices.get(load.device)
+            if device is None:
+                raise ValueError(
+                    f"load {load.name!r} is on device {load.device!r}, which is not under "
+                    f"devices ({', '.join(sorted(devices))})"
+                )
+            named = [load.command, load.heartbeat, load.power]
+            named += [load.band.point] if load.band else []
+            for point in filter(None, named):
+                if point not in device.points:
+                    raise ValueError(
+                        f"load {load.name!r}: device {load.device!r} has no point {point!r}"
+                    )
+            for point in filter(None, [load.command, load.heartbeat]):
+                if not device.points[point].writable:
+                    raise ValueError(
+                        f"load {load.name!r}: point {load.device}/{point} is written by the "
+                        "agent but not declared `writable: true`"
+                    )
+        return self
 
     @field_validator("modbus_lines")
     @classmethod

@@ -1,0 +1,98 @@
+"""What the agent knows of each load between cycles: its state, since when, and why.
+
+The limiter reads it to choose whom to shed; the guard updates it when a write is done (or,
+in advisory mode, decided), and enforces the minimum on and off times from it; the summary
+reports each load's time on, shed and shifted from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+
+from .config import LoadConfig
+
+__all__ = ["Action", "LoadState", "Why"]
+
+Why = Literal["shed", "restore", "defer", "start", "override", "safe-state"]
+
+
+@dataclass(slots=True)
+class LoadState:
+    config: LoadConfig
+    on: bool = True
+    """What the agent last commanded (or, before any command, assumes: local operation)."""
+    since: datetime | None = None
+    """When `on` last changed; None: not since the agent started (no minimum time runs)."""
+    held_by: Literal["limiter", "plan", "override", None] = None
+    """Who holds the load off (or, for an override, on): whose decision it is to undo."""
+    power_kw: float | None = None
+    """The load's own measured power, when it has a power point and the reading is good."""
+    band_value: float | None = None
+    available: bool = True
+    """False while the load's device cannot be read: nothing is decided for it then."""
+    sheds_on: date | None = None
+    sheds_today: int = 0
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"on": 0.0, "shed": 0.0, "shifted": 0.0}
+    )
+    """Time on, shed (by the limiter) and shifted (by the plan) since the last summary."""
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def expected_kw(self) -> float:
+        """What switching the load changes: its measured power when running, else rated."""
+        if self.on and self.power_kw is not None:
+            return self.power_kw
+        return self.config.rated_kw
+
+    def held_for(self, now: datetime) -> float:
+        """Seconds in the present state; a long time if unknown (the agent just started)."""
+        return float("inf") if self.since is None else (now - self.since).total_seconds()
+
+    def count_shed(self, today: date) -> None:
+        if self.sheds_on != today:
+            self.sheds_on, self.sheds_today = today, 0
+        self.sheds_today += 1
+
+    def sheds_left(self, today: date) -> int:
+        used = self.sheds_today if self.sheds_on == today else 0
+        return self.config.max_sheds_per_day - used
+
+    def accrue(self, seconds: float) -> None:
+        if self.on:
+            self.seconds["on"] += seconds
+        elif self.held_by == "limiter":
+            self.seconds["shed"] += seconds
+        elif self.held_by == "plan":
+            self.seconds["shifted"] += seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One decision, with everything a plant engineer asks about it afterwards."""
+
+    at: datetime
+    load: str
+    kind: Why
+    on: bool
+    """The state the action puts the load in."""
+    reason: str
+    """One sentence: what bound, and what the agent expects of the action."""
+    binding: str
+    """The constraint that decided: `demand limit`, `max off time`, `process band`,
+    `tariff`, `deadline`, `override`, `device lost`, ..."""
+    projected_kw: float | None
+    limit_kw: float | None
+    price_vnd_per_kwh: float | None
+    priority: int
+    expected_kwh: float
+    """Energy moved out of the window (shed) or shifted in time (defer / start)."""
+    expected_vnd: float
+    """The saving the agent expects from it (negative: what a restore or start costs)."""
+    written: bool = False
+    """False in advisory mode, or when the guard refused the write (see `refused`)."""
+    refused: str | None = None

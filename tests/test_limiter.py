@@ -1,0 +1,424 @@
+"""The demand limiter and the guard, one control cycle at a time: inputs in, actions out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drivers.opcua.config import OpcUaDevice
+from edge_agent.control.config import ControlConfig, LoadConfig, WindowConfig
+from edge_agent.control.guard import Guard
+from edge_agent.control.limiter import DemandLimiter, LimiterInputs
+from edge_agent.control.loads import Action, LoadState
+from edge_agent.control.window import Projection, WindowTracker
+from edge_agent.model import PointId, Value
+
+T0 = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # 10:00 in Binh Duong, a window start
+
+
+def load(name: str, **overrides: Any) -> LoadConfig:
+    fields: dict[str, Any] = {
+        "name": name,
+        "device": name,
+        "rated_kw": 50,
+        "sheddable": True,
+        "priority": 10,
+        "min_on_s": 60,
+        "min_off_s": 60,
+        "max_off_s": 900,
+        "heartbeat": "heartbeat",
+    }
+    return LoadConfig.model_validate(fields | overrides)
+
+
+def control(*loads: LoadConfig, **overrides: Any) -> ControlConfig:
+    fields: dict[str, Any] = {
+        "mode": "active",
+        "meter": "incomer",
+        "limit_kw": 400,
+        "target_share": 1.0,
+        "restore_margin_kw": 10,
+        "loads": [l.model_dump() for l in loads],
+    }
+    return ControlConfig.model_validate(fields | overrides)
+
+
+def projection(power_kw: float, energy_kwh: float = 0.0, remaining_s: float = 900) -> Projection:
+    length = 900
+    projected = (energy_kwh + power_kw * remaining_s / 3600) / (length / 3600)
+    return Projection(T0, energy_kwh, remaining_s, power_kw, projected)
+
+
+def states(config: ControlConfig, **state: dict[str, Any]) -> list[LoadState]:
+    out = []
+    for item in config.loads:
+        s = LoadState(item)
+        for key, value in state.get(item.name, {}).items():
+            setattr(s, key, value)
+        out.append(s)
+    return out
+
+
+def step(config: ControlConfig, proj: Projection | None, loads: list[LoadState]) -> list[str]:
+    inputs = LimiterInputs(T0, proj, config.limit_kw, 1833.0)
+    return [f"{a.kind} {a.load}" for a in DemandLimiter(config).step(inputs, loads)]
+
+
+LOW, MID, HIGH = load("low", priority=1), load("mid", priority=5), load("high", priority=9)
+CRITICAL = load("press", priority=0, critical=True, sheddable=False)
+OFF_AGO = T0 - timedelta(seconds=120)
+SHED = {"on": False, "held_by": "limiter", "since": OFF_AGO}
+
+
+@pytest.mark.parametrize(
+    ("case", "loads", "proj", "state", "expected"),
+    [
+        ("under the limit: nothing to do", (LOW, MID), projection(300), {}, []),
+        ("over by 30 kW: the lowest priority goes", (LOW, MID), projection(430), {}, ["shed low"]),
+        (
+            "over by 80 kW: two go, lowest first",
+            (MID, LOW),
+            projection(480),
+            {},
+            ["shed low", "shed mid"],
+        ),
+        ("a critical load is never shed", (CRITICAL, LOW), projection(520), {}, ["shed low"]),
+        (
+            "a load on for less than its minimum on time stays on",
+            (LOW, MID),
+            projection(430),
+            {"low": {"since": T0 - timedelta(seconds=30)}},
+            ["shed mid"],
+        ),
+        (
+            "the window's early excess counts: power under the limit, energy over",
+            (LOW,),
+            projection(390, energy_kwh=80, remaining_s=300),
+            {},
+            ["shed low"],
+        ),
+        (
+            "headroom: the most important shed load comes back first",
+            (LOW, HIGH),
+            projection(300),
+            {"low": SHED, "high": SHED},
+            ["restore high"],
+        ),
+        (
+            "hysteresis: not enough headroom with the margin",
+            (LOW,),
+            projection(345),
+            {"low": SHED},
+            [],
+        ),
+        (
+            "maximum off time: restored even when over",
+            (LOW,),
+            projection(450),
+            {"low": SHED | {"since": T0 - timedelta(seconds=901)}},
+            ["restore low"],
+        ),
+        (
+            "minimum off time: not restored yet",
+            (LOW,),
+            projection(200),
+            {"low": SHED | {"since": T0 - timedelta(seconds=10)}},
+            [],
+        ),
+        (
+            "no sheds left today",
+            (LOW, MID),
+            projection(430),
+            {"low": {"sheds_today": 6, "sheds_on": T0.date()}},
+            ["shed mid"],
+        ),
+        (
+            "a load the plan holds off is not the limiter's",
+            (LOW,),
+            projection(300),
+            {"low": {"on": False, "held_by": "plan"}},
+            [],
+        ),
+        (
+            "an unreachable load is left alone",
+            (LOW, MID),
+            projection(430),
+            {"low": {"available": False}},
+            ["shed mid"],
+        ),
+        ("meter unknown, hold: nothing new", (LOW,), None, {}, []),
+        ("meter unknown, hold: what is shed stays shed", (LOW,), None, {"low": SHED}, []),
+    ],
+)
+def test_limiter_cycle(
+    case: str,
+    loads: tuple[LoadConfig, ...],
+    proj: Projection | None,
+    state: dict[str, dict[str, Any]],
+    expected: list[str],
+) -> None:
+    config = control(*loads)
+    assert step(config, proj, states(config, **state)) == expected, case
+
+
+BANDED = load(
+    "compressor",
+    band={"point": "pressure_bar", "minimum": 6.0, "margin": 0.2},
+)
+
+
+@pytest.mark.parametrize(
+    ("pressure", "shed", "expected"),
+    [
+        (7.2, False, ["shed compressor"]),  # well inside the band: may be shed
+        (6.3, False, []),  # within two margins of the minimum: kept running
+        (None, False, []),  # pressure unknown: taken as at its limit
+        (6.15, True, ["restore compressor"]),  # shed and near the minimum: back, over or not
+        (6.8, True, []),
+    ],
+)
+def test_process_band_outranks_the_limit(
+    pressure: float | None, shed: bool, expected: list[str]
+) -> None:
+    config = control(BANDED)
+    state = {"band_value": pressure} | (SHED if shed else {})
+    assert step(config, projection(460), states(config, compressor=state)) == expected
+
+
+@pytest.mark.parametrize(
+    ("policy", "shed", "expected"),
+    [("restore", True, ["restore low"]), ("shed", False, ["shed low"]), ("hold", True, [])],
+)
+def test_meter_unknown_policies(policy: str, shed: bool, expected: list[str]) -> None:
+    config = control(LOW, on_meter_unknown=policy)
+    assert step(config, None, states(config, low=SHED if shed else {})) == expected
+
+
+def test_every_action_says_why() -> None:
+    config = control(LOW)
+    [action] = DemandLimiter(config).step(
+        LimiterInputs(T0, projection(430), 400, 3398.0), states(config)
+    )
+    assert action.binding == "demand limit"
+    assert "projected 430 kW" in action.reason
+    assert "lowest priority" in action.reason
+    assert action.projected_kw == 430
+    assert action.limit_kw == 400
+    assert action.priority == 1
+    assert action.expected_kwh == pytest.approx(12.5)  # 50 kW for the 15 minutes left
+    assert action.expected_vnd == round(12.5 * 3398)
+
+
+# The window tracker -------------------------------------------------------------------------
+
+
+def test_fixed_window_energy_from_the_register() -> None:
+    tracker = WindowTracker(WindowConfig(length_s=900))
+    start = T0
+    for second in range(0, 601, 10):  # 360 kW, the register agreeing
+        tracker.update(start + timedelta(seconds=second), 360.0, 1000 + 0.1 * second)
+    p = tracker.projection(start + timedelta(seconds=600), 360.0)
+    assert p.window_start == start
+    assert p.energy_kwh == pytest.approx(60.0)
+    assert p.projected_kw == pytest.approx(360.0)
+    assert p.allowed_kw(400, 900) == pytest.approx(480.0)  # (100 - 60) kWh in 300 s
+
+
+def test_a_register_that_jumps_is_not_believed() -> None:
+    tracker = WindowTracker(WindowConfig(length_s=900))
+    tracker.update(T0, 360.0, 1000.0)
+    tracker.update(T0 + timedelta(seconds=10), 360.0, 5000.0)  # a wrap or a garbage read
+    p = tracker.projection(T0 + timedelta(seconds=10), 360.0)
+    assert p.energy_kwh == pytest.approx(1.0)
+
+
+def test_sliding_window_remembers_the_last_length() -> None:
+    tracker = WindowTracker(WindowConfig(length_s=900, kind="sliding"))
+    for second in range(0, 1801, 10):
+        kw = 600.0 if second < 900 else 200.0
+        tracker.update(T0 + timedelta(seconds=second), kw, None)
+    p = tracker.projection(T0 + timedelta(seconds=1800), 200.0)
+    assert p.projected_kw == pytest.approx(200.0, rel=0.02)
+
+
+# The guard ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plant:
+    """Stands in for the drivers: what was written, in order."""
+
+    writes: list[tuple[PointId, Value]] = field(default_factory=list)
+
+    async def write(self, point: PointId, value: Value) -> None:
+        self.writes.append((point, value))
+
+
+def device(name: str, *, writable: bool = True) -> OpcUaDevice:
+    return OpcUaDevice.model_validate(
+        {
+            "driver": "opcua",
+            "name": name,
+            "endpoint": "opc.tcp://127.0.0.1:4840",
+            "points": {
+                "enable": {"node_id": "ns=2;s=E", "writable": writable},
+                "heartbeat": {"node_id": "ns=2;s=H", "writable": True},
+                "power_kw": {"node_id": "ns=2;s=P"},
+            },
+        }
+    )
+
+
+def action(
+    name: str, kind: str, on: bool, at: datetime = T0, binding: str = "demand limit"
+) -> Action:
+    return Action(at, name, kind, on, f"{kind} {name}", binding, None, 400, 1833, 1, 0, 0)  # type: ignore[arg-type]
+
+
+async def test_guard_writes_then_enforces_min_times_and_rate() -> None:
+    plant = Plant()
+    config = control(LOW)
+    guard = Guard(config, [device("low")], plant.write, advisory=False)
+    done = await guard.execute(action("low", "shed", False))
+    assert done.written
+    assert plant.writes == [("low/enable", False)]
+    again = await guard.execute(action("low", "restore", True, T0 + timedelta(seconds=30)))
+    assert again.refused == "its minimum off time: 30 s of 60 s"
+    later = await guard.execute(action("low", "restore", True, T0 + timedelta(seconds=61)))
+    assert later.written
+    assert plant.writes[-1] == ("low/enable", True)
+
+
+async def test_guard_refuses_what_is_not_declared_writable() -> None:
+    plant = Plant()
+    guard = Guard(control(LOW), [device("low", writable=False)], plant.write, advisory=False)
+    done = await guard.execute(action("low", "shed", False))
+    assert done.refused == "low/enable is not declared writable"
+    assert plant.writes == []
+
+
+async def test_advisory_decides_and_writes_nothing() -> None:
+    plant = Plant()
+    guard = Guard(control(LOW), [device("low")], plant.write, advisory=True)
+    done = await guard.execute(action("low", "shed", False))
+    await guard.heartbeat()
+    assert not done.written
+    assert done.refused is None
+    assert plant.writes == []
+    assert guard.states["low"].held_by == "limiter"
+
+
+async def test_override_holds_the_load_until_it_expires() -> None:
+    plant = Plant()
+    guard = Guard(control(LOW), [device("low")], plant.write, advisory=False)
+    guard.overrides["low"] = (True, T0 + timedelta(minutes=10))
+    held = await guard.execute(action("low", "shed", False))
+    assert held.refused == "a manual override holds it on"
+    free = await guard.execute(action("low", "shed", False, T0 + timedelta(minutes=11)))
+    assert free.written
+
+
+async def test_stop_returns_every_load_to_its_safe_state() -> None:
+    plant = Plant()
+    config = control(LOW, MID, load("oven", safe_state="off"))
+    devices = [device("low"), device("mid"), device("oven")]
+    guard = Guard(config, devices, plant.write, advisory=False)
+    await guard.execute(action("low", "shed", False))
+    actions = await guard.safe_state(T0 + timedelta(seconds=5))
+    assert [(a.load, a.on, a.written) for a in actions] == [
+        ("low", True, True),
+        ("oven", False, True),
+    ]
+    assert plant.writes[-2:] == [("low/enable", True), ("oven/enable", False)]
+
+
+async def test_a_lost_device_is_taken_as_back_in_its_safe_state() -> None:
+    plant = Plant()
+    guard = Guard(control(LOW), [device("low")], plant.write, advisory=False)
+    await guard.execute(action("low", "shed", False))
+    [lost] = guard.device_lost("low", T0 + timedelta(seconds=5))
+    assert lost.kind == "safe-state"
+    assert lost.binding == "device lost"
+    assert not lost.written
+    assert guard.states["low"].on
+    assert guard.states["low"].held_by is None
+    await guard.heartbeat()
+    assert plant.writes == [("low/enable", False)]  # no heartbeat to a lost device
+
+
+# Properties -----------------------------------------------------------------------------------
+
+_load_states = st.fixed_dictionaries(
+    {
+        "on": st.booleans(),
+        "held": st.sampled_from([None, "limiter", "plan"]),
+        "age_s": st.floats(0, 2000),
+        "power": st.one_of(st.none(), st.floats(0, 120)),
+        "band": st.one_of(st.none(), st.floats(5, 8)),
+        "sheds": st.integers(0, 8),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    specs=st.lists(
+        st.tuples(st.booleans(), st.booleans(), st.integers(0, 20), st.booleans()),
+        min_size=1,
+        max_size=8,
+    ),
+    raw=st.lists(_load_states, min_size=8, max_size=8),
+    power=st.one_of(st.none(), st.floats(0, 2000)),
+    energy=st.floats(0, 200),
+    remaining=st.floats(30, 900),
+)
+def test_limiter_never_breaks_a_rule(
+    specs: list[tuple[bool, bool, int, bool]],
+    raw: list[dict[str, Any]],
+    power: float | None,
+    energy: float,
+    remaining: float,
+) -> None:
+    """Whatever the state: never sheds a critical, unsheddable or held load, never one on for
+    less than its minimum on time or out of sheds, never restores before the minimum off
+    time unless the process or the maximum off time says so, never acts on a lost load."""
+    loads = []
+    for i, (critical, sheddable, priority, banded) in enumerate(specs):
+        extra: dict[str, Any] = {"priority": priority, "critical": critical}
+        extra["sheddable"] = sheddable and not critical
+        if banded:
+            extra["band"] = {"point": "pressure_bar", "minimum": 6.0, "margin": 0.2}
+        loads.append(load(f"l{i}", **extra))
+    config = control(*loads)
+    current = []
+    for item, r in zip(config.loads, raw, strict=False):
+        s = LoadState(item)
+        s.on = r["on"]
+        s.held_by = None if r["on"] else r["held"]
+        s.since = T0 - timedelta(seconds=r["age_s"])
+        s.power_kw, s.band_value = r["power"], r["band"]
+        s.sheds_on, s.sheds_today = T0.date(), r["sheds"]
+        current.append(s)
+    proj = None if power is None else projection(power, energy, remaining)
+    actions = DemandLimiter(config).step(LimiterInputs(T0, proj, 400, 1833), current)
+    by_name = {s.name: s for s in current}
+    assert len({a.load for a in actions}) == len(actions)  # one action per load per cycle
+    for a in actions:
+        s = by_name[a.load]
+        if a.kind == "shed":
+            assert s.config.sheddable
+            assert not s.config.critical
+            assert s.on
+            assert s.held_by is None
+            assert s.held_for(T0) >= s.config.min_on_s
+            assert s.sheds_left(T0.date()) > 0
+        else:
+            assert not s.on
+            assert s.held_by == "limiter"
+            if a.binding not in ("process band", "max off time"):
+                assert s.held_for(T0) >= s.config.min_off_s

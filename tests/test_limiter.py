@@ -43,7 +43,7 @@ def control(*loads: LoadConfig, **overrides: Any) -> ControlConfig:
         "limit_kw": 400,
         "target_share": 1.0,
         "restore_margin_kw": 10,
-        "loads": [l.model_dump() for l in loads],
+        "loads": [item.model_dump() for item in loads],
     }
     return ControlConfig.model_validate(fields | overrides)
 

@@ -27,6 +27,10 @@ from .northbound.commands import Commands
 from .northbound.mqtt import MqttPublisher
 from .northbound.outbox import Outbox
 from .northbound.sqlite_outbox import SqliteOutbox
+from .ops.http import OpsServer
+from .ops.labels import where_devices_are
+from .ops.logs import current_site
+from .ops.metrics import AgentMetrics, LineStats
 from .polling import DevicePolicy, Poller
 from .process_image import ProcessImage
 from .summariser import Summariser
@@ -78,6 +82,7 @@ class Agent:
             fsync=settings.fsync,
         )
         self.image = ProcessImage(_stale_ages(self.config.devices))
+        self._where = where_devices_are(self.config)
         self.drivers: list[Driver] = []
         self.pollers: list[Poller] = []
         for line, devices in modbus_lines(self.config):
@@ -109,6 +114,16 @@ class Agent:
             self.clock,
             commands=self.commands,
         )
+        self.metrics = AgentMetrics(
+            self.config,
+            self.clock,
+            [LineStats(d.name, p.stats) for p, d in zip(self.pollers, self.drivers, strict=True)],
+            self.outbox,
+            self.publisher.stats if publish else None,
+        )
+        """What `/metrics` and `/health` show; the optimiser counts its actions here."""
+        self.ops_server: OpsServer | None = None
+        """Listening while `run()` runs, if the site sets `metrics.port`."""
         self.started = asyncio.Event()
         self.stopped = asyncio.Event()
         """Set when `run()` has finished: polling stopped, the outbox drained (bounded)."""
@@ -123,11 +138,15 @@ class Agent:
                 backoff,
                 policies=policies,
                 site=self.config.site.name,
+                context={
+                    d: self._where[d].log_fields() for d in driver.devices if d in self._where
+                },
             )
         )
 
     async def run(self, stop: asyncio.Event) -> None:
         site, broker = self.config.site, self.config.broker
+        current_site.set(site.name)  # every log record of this agent's tasks names the site
         log.info(
             "edge-agent %s: site %s/%s, %s on %s, summaries every %d s %s",
             __version__,
@@ -143,8 +162,36 @@ class Agent:
         finally:
             self.stopped.set()
 
+    async def _start_ops_server(self) -> OpsServer | None:
+        """The metrics endpoint, if configured. An address in use is logged, not fatal: the
+        agent's job is to measure, and `/health` being unreachable is itself an alarm."""
+        settings = self.config.metrics
+        if settings.port is None:
+            return None
+        server = OpsServer(
+            host=settings.host,
+            port=settings.port,
+            metrics=self.metrics.render,
+            health=self.metrics.health,
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            log.error(
+                "metrics: cannot listen on %s:%d (%s); running without /metrics and /health",
+                settings.host,
+                settings.port,
+                exc,
+            )
+            return None
+        self.ops_server = server
+        return server
+
     async def _run(self, stop: asyncio.Event) -> None:
+        server = await self._start_ops_server()
+        self.metrics.started = self.clock.now()
         async with asyncio.TaskGroup() as group:
+            serving = group.create_task(server.serve(), name="metrics") if server else None
             producers = [
                 group.create_task(p.run(), name=f"poll {d.name}")
                 for p, d in zip(self.pollers, self.drivers, strict=True)
@@ -165,6 +212,8 @@ class Agent:
                 task.cancel()
             if publisher is not None:
                 await self._drain(publisher)
+            if serving is not None:
+                serving.cancel()
 
     async def _drain(self, publisher: asyncio.Task[None]) -> None:
         """Let the publisher send what is waiting and say `offline`, within a bound."""

@@ -21,6 +21,7 @@ import heapq
 import itertools
 import logging
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,9 +29,11 @@ from drivers.base import DeviceConfigError, DeviceUnavailable, Driver, PollGroup
 
 from .backoff import Backoff
 from .clock import Clock, next_boundary
+from .model import Quality, Reading
+from .ops.histogram import Histogram
 from .process_image import ProcessImage
 
-__all__ = ["DevicePolicy", "DeviceStats", "Poller", "PollerStats"]
+__all__ = ["ERROR_KINDS", "DevicePolicy", "DeviceStats", "Poller", "PollerStats", "error_kind"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,40 @@ class DeviceStats:
     degraded: bool = False
     last_success: datetime | None = None
     last_error: str | None = None
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    """Faults by `error_kind`: polls without an answer, polls with refused or undecodable
+    points, and lost or refused connections (counted for every device on the line)."""
+    round_trip_s: Histogram = field(default_factory=Histogram)
+    """Clock time of each answered group read: request to last reply."""
+
+    def count_error(self, kind: str) -> None:
+        self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
+
+
+ERROR_KINDS = ("timeout", "disconnect", "exception", "garbage", "config")
+"""What an operator does differently for each: wiring or unit id, network, register map,
+byte order or framing, the site file."""
+
+
+def error_kind(message: str) -> str:
+    """The kind of a fault from the driver's message, which is all the Driver contract gives."""
+    text = message.lower()
+    if "exception" in text:
+        return "exception"
+    if any(s in text for s in ("no valid answer", "cannot decode", ", got ", "returned nan")):
+        return "garbage"
+    if any(s in text for s in ("cannot connect", "connection lost", "not connected")):
+        return "disconnect"
+    return "timeout"
+
+
+def _point_fault(reading: Reading) -> str | None:
+    """`exception` or `garbage` for a point the device refused or sent undecodable, else None
+    (a point with no value yet is not a device fault)."""
+    if reading.quality is not Quality.BAD or reading.error is None:
+        return None
+    kind = error_kind(reading.error)
+    return kind if kind in ("exception", "garbage") else None
 
 
 @dataclass(slots=True)
@@ -90,13 +127,30 @@ class Poller:
         *,
         policies: dict[str, DevicePolicy] | None = None,
         site: str = "",
+        context: Mapping[str, Mapping[str, object]] | None = None,
     ) -> None:
+        """`context` holds, per device, the fields its log records carry (`unit`, `address`,
+        `endpoint`...), so a line about a device names where to look."""
         self._driver = driver
         self._image = image
         self._clock = clock
         self._backoff = backoff
         self._groups = list(driver.poll_groups())
         self._label = f"{site}/{driver.name}" if site else driver.name
+        context = context or {}
+        self._extra: dict[str, dict[str, object]] = {
+            d: {"site": site, "line": driver.name, "device": d, **context.get(d, {})}
+            for d in driver.devices
+        }
+        self._line_extra: dict[str, object] = {
+            "site": site,
+            "line": driver.name,
+            "device": ",".join(driver.devices),
+        }
+        first = context.get(driver.devices[0], {}) if driver.devices else {}
+        for key in ("address", "endpoint"):
+            if key in first:
+                self._line_extra[key] = first[key]
         policies = policies or {}
         self._health = {
             d: _Health(
@@ -119,7 +173,7 @@ class Poller:
                 async with self._driver:
                     self.stats.connected = True
                     if self._backoff.failures:
-                        log.info("%s: connected again", self._label)
+                        log.info("%s: connected again", self._label, extra=self._line_extra)
                     self._backoff.reset()
                     await self._poll_forever()
             except DeviceUnavailable as exc:
@@ -129,7 +183,11 @@ class Poller:
                     "%s: configuration does not match the device, not polling it: %s",
                     self._label,
                     exc,
+                    extra=self._line_extra,
                 )
+                for stats in self.stats.devices.values():
+                    stats.count_error("config")
+                    stats.last_error = str(exc)
                 self._mark_bad(self._groups, str(exc))
                 self.stats.connected = False
                 return
@@ -137,6 +195,9 @@ class Poller:
     async def _connection_lost(self, error: str) -> None:
         self.stats.connected = False
         self.stats.connection_failures += 1
+        for stats in self.stats.devices.values():
+            stats.count_error("disconnect")
+            stats.last_error = error
         self._mark_bad(self._groups, error)
         delay = self._backoff.next_delay_s()
         log.warning(
@@ -145,6 +206,7 @@ class Poller:
             error,
             delay,
             self._backoff.failures,
+            extra=self._line_extra,
         )
         await self._clock.sleep(delay)
 
@@ -164,8 +226,9 @@ class Poller:
 
     async def _poll(self, group: PollGroup, health: _Health) -> None:
         stats = self.stats.devices[group.device]
+        started = self._clock.now()
         try:
-            readings = await self._driver.read(group, self._clock.now())
+            readings = await self._driver.read(group, started)
         except DeviceUnavailable as exc:
             if exc.device is None:
                 raise
@@ -174,9 +237,16 @@ class Poller:
         self._image.update(readings)
         stats.polls += 1
         stats.last_success = self._clock.now()
+        stats.round_trip_s.observe((stats.last_success - started).total_seconds())
+        for kind in {k for r in readings if (k := _point_fault(r))}:
+            stats.count_error(kind)
         if health.misses >= health.policy.degrade_after:
             log.info(
-                "%s: %s answers again after %d misses", self._label, group.device, health.misses
+                "%s: %s answers again after %d misses",
+                self._label,
+                group.device,
+                health.misses,
+                extra=self._extra[group.device],
             )
         health.misses, health.retry_at = 0, None
         health.backoff.reset()
@@ -185,6 +255,7 @@ class Poller:
     def _missed(self, group: PollGroup, health: _Health, stats: DeviceStats, error: str) -> None:
         health.misses += 1
         stats.errors += 1
+        stats.count_error(error_kind(error))
         stats.last_error = error
         device_groups = [g for g in self._groups if g.device == group.device]
         self._mark_bad(device_groups, error)
@@ -200,6 +271,7 @@ class Poller:
                     health.misses,
                     error,
                     delay,
+                    extra=self._extra[group.device],
                 )
             stats.degraded = True
 

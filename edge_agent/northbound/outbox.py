@@ -46,6 +46,11 @@ class Outbox(Protocol):
         """Messages waiting."""
         ...
 
+    def oldest_created(self) -> float | None:
+        """Unix time the oldest waiting message was put, None when empty: how far behind
+        the park is, for the metrics."""
+        ...
+
     async def wait_empty(self) -> None:
         """Return when every message has been acknowledged."""
         ...
@@ -99,6 +104,9 @@ class MemoryOutbox:
 
     def depth(self) -> int:
         return len(self._messages)
+
+    def oldest_created(self) -> float | None:
+        return next(iter(self._messages.values())).created if self._messages else None
 
     async def next_seq(self) -> int:
         return next(self._seq)

@@ -63,6 +63,7 @@ class SqliteOutbox:
         self._changed = asyncio.Event()
         self._empty = asyncio.Event()
         self._depth = self._count()
+        self._oldest = self._oldest_row()
         if not self._depth:
             self._empty.set()
 
@@ -86,6 +87,11 @@ class SqliteOutbox:
     def _count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
 
+    def _oldest_row(self) -> float | None:
+        """Kept beside `_depth`, in the worker, so the metrics never touch the connection."""
+        row = self._db.execute("SELECT created FROM messages ORDER BY id LIMIT 1").fetchone()
+        return None if row is None else float(row[0])
+
     # -- the Outbox interface ---------------------------------------------------------
 
     async def put(self, topic: str, payload: bytes) -> None:
@@ -104,6 +110,7 @@ class SqliteOutbox:
             if over > 0:
                 self._drop("SELECT id FROM messages ORDER BY id LIMIT ?", (over,))
             self._depth = self._count()
+            self._oldest = self._oldest_row()
 
     def _drop(self, select: str, args: tuple[object, ...]) -> None:
         doomed = [row[0] for row in self._db.execute(select, args)]
@@ -129,6 +136,7 @@ class SqliteOutbox:
                 "SELECT id, topic, payload, created FROM messages ORDER BY id LIMIT ?", (limit,)
             ).fetchall()
             self._depth = self._count()
+            self._oldest = self._oldest_row()
         return [Message(i, t, bytes(p), c) for i, t, p, c in rows]
 
     async def ack(self, ids: Sequence[int]) -> None:
@@ -140,9 +148,13 @@ class SqliteOutbox:
         with self._db:
             self._db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
             self._depth = self._count()
+            self._oldest = self._oldest_row()
 
     def depth(self) -> int:
         return self._depth
+
+    def oldest_created(self) -> float | None:
+        return self._oldest
 
     async def wait_empty(self) -> None:
         await self._empty.wait()

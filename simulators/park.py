@@ -5,6 +5,9 @@ load with shifts, an incoming-supply meter (Modbus, the catalogue map) that meas
 base load plus its machines, and machines over OPC UA. `simulate()` serves them all on
 loopback, runs one agent per factory and an MQTT broker, and moves one `SimClock` through
 the day as fast as the stacks answer. The same scenario and seed give the same metrics.
+
+A scenario's `events:` (simulators/events.py) happen at their moments: a demand-response
+request sent to an agent as a real command, a device that stops answering, a broker outage.
 """
 
 from __future__ import annotations
@@ -20,20 +23,30 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiomqtt
 from pydantic import AwareDatetime, Field, PositiveFloat
 
 from edge_agent.agent import Agent
 from edge_agent.clock import Clock, SimClock
 from edge_agent.config.base import Name, StrictModel
-from edge_agent.config.loader import load_modbus_model, load_opcua_model
+from edge_agent.config.loader import load_document, load_modbus_model, load_opcua_model
 from edge_agent.config.schema import SiteConfig
+from edge_agent.northbound.topics import Topics
 
 from .broker import MosquittoBroker
+from .events import (
+    DeviceOutage,
+    Event,
+    MeterSilence,
+    OpcUaServerDown,
+    ParkEvents,
+    check_events,
+    timeline,
+)
 from .machines import PHYSICS, Chiller, Furnace, InjectionMoulder, Machine
 from .meter import MeterModel
 from .modbus_server import ModbusSimulator, SimulatedUnit
 from .opcua_server import OpcUaSimulator, SimulatedMachine
+from .park_link import ParkLink
 from .ports import free_port
 
 __all__ = ["Scenario", "load_scenario", "serve_factory", "simulate", "site_config"]
@@ -55,6 +68,8 @@ class FactorySpec(StrictModel):
 
 
 class Scenario(StrictModel):
+    """A simulated stretch of a park's life, read from configs/scenarios/*.yaml."""
+
     name: Name
     park: Name
     timezone: str = "Asia/Ho_Chi_Minh"
@@ -64,6 +79,10 @@ class Scenario(StrictModel):
     poll_interval_s: PositiveFloat = 5
     summary_interval_s: int = 300
     factories: list[FactorySpec] = Field(min_length=1)
+    events: list[Event] = Field(default_factory=list)
+    """What happens during the run, each at a local time of day "HH:MM" (or "HH:MM:SS") in
+    `timezone`, the first such moment at or after `start`: `demand_response`,
+    `device_failure`, `broker_outage` (simulators/events.py has their fields)."""
 
 
 def _shifts(zone: str, night_share: float) -> Callable[[float], float]:
@@ -146,9 +165,17 @@ def site_config(
 
 @contextlib.asynccontextmanager
 async def serve_factory(
-    scenario: Scenario, index: int, factory: FactorySpec, clock: Clock, work: Path
+    scenario: Scenario,
+    index: int,
+    factory: FactorySpec,
+    clock: Clock,
+    work: Path,
+    *,
+    outages: dict[str, DeviceOutage] | None = None,
 ) -> AsyncIterator[tuple[int, list[str]]]:
-    """The factory's meter, and each machine on an OPC UA server of its own, as on a plant."""
+    """The factory's meter, and each machine on an OPC UA server of its own, as on a plant.
+
+    `outages`, when given, is filled with a way to silence each device, by device name."""
     rng = random.Random(f"{scenario.seed}/{factory.name}")
     machines = [
         SimulatedMachine(load_opcua_model(m.model), _varied(PHYSICS[m.model](), rng))
@@ -166,6 +193,8 @@ async def serve_factory(
         modbus = await stack.enter_async_context(
             ModbusSimulator([SimulatedUnit(1, points, meter.values)])
         )
+        if outages is not None:
+            outages["incomer"] = MeterSilence(modbus, 1)
         urls = []
         for number, machine in enumerate(machines):
             server = await stack.enter_async_context(
@@ -178,6 +207,8 @@ async def serve_factory(
                 )
             )
             urls.append(server.url)
+            if outages is not None:
+                outages[factory.machines[number].name] = OpcUaServerDown(server)
         yield modbus.port, urls
 
 
@@ -190,16 +221,19 @@ async def simulate(
     end = scenario.start + timedelta(hours=scenario.duration_h)
     # The last interval is summarised a settle time after the end: run until then.
     closing = end + timedelta(seconds=scenario.poll_interval_s + 1)
-    summaries: dict[str, list[dict[str, Any]]] = {f.name: [] for f in scenario.factories}
+    steps = timeline(scenario.events, start=scenario.start, end=end, zone=scenario.timezone)
     with tempfile.TemporaryDirectory(prefix="edge-agent-bench-") as tmp:
         work = Path(tmp)
         async with contextlib.AsyncExitStack() as stack:
             broker = await stack.enter_async_context(MosquittoBroker(free_port()))
-            agents = []
+            agents: dict[str, Agent] = {}
+            outages: dict[tuple[str, str], DeviceOutage] = {}
             for index, factory in enumerate(scenario.factories):
+                devices: dict[str, DeviceOutage] = {}
                 meter_port, urls = await stack.enter_async_context(
-                    serve_factory(scenario, index, factory, clock, work)
+                    serve_factory(scenario, index, factory, clock, work, outages=devices)
                 )
+                outages.update({(factory.name, name): o for name, o in devices.items()})
                 config = site_config(
                     scenario,
                     factory,
@@ -208,44 +242,56 @@ async def simulate(
                     broker_port=broker.port,
                     work=work,
                 )
-                agents.append(Agent(config, clock))
-            park = await stack.enter_async_context(aiomqtt.Client("127.0.0.1", broker.port))
-            await park.subscribe(f"energy/v1/{scenario.park}/+/devices/+/summary", qos=1)
+                agents[factory.name] = Agent(config, clock)
+            link = await stack.enter_async_context(
+                ParkLink(
+                    broker.port,
+                    [
+                        Topics(a.config.broker.topic_prefix, scenario.park, name)
+                        for name, a in agents.items()
+                    ],
+                )
+            )
+            events = ParkEvents(
+                zone=scenario.timezone, broker=broker, link=link, agents=agents, outages=outages
+            )
             stop = asyncio.Event()
-            arrived = asyncio.Event()
             async with asyncio.TaskGroup() as group:
-                collector = group.create_task(_collect(park, summaries, arrived))
-                for agent in agents:
+                for agent in agents.values():
                     group.create_task(agent.run(stop))
-                for agent in agents:
+                for agent in agents.values():
                     await agent.started.wait()
+                    async with asyncio.timeout(30):  # so that a command at the start is heard
+                        await agent.publisher.ready.wait()
                 step = timedelta(seconds=scenario.summary_interval_s)
                 while clock.now() < closing:
-                    await clock.advance_to(min(closing, clock.now() + step))
+                    # The next step on the grid from the start, or the next event's moment.
+                    target = min(
+                        closing,
+                        scenario.start + step * ((clock.now() - scenario.start) // step + 1),
+                    )
+                    if steps and steps[0].when <= target:
+                        target = steps[0].when
+                    await clock.advance_to(target)
+                    while steps and steps[0].when <= clock.now():
+                        await events.apply(steps.pop(0))
                     if progress:
                         progress((clock.now() - scenario.start) / (closing - scenario.start))
                 stop.set()
-                for agent in agents:  # each drains its outbox before it stops
+                for agent in agents.values():  # each drains its outbox before it stops
                     await agent.stopped.wait()
-                published = sum(a.publisher.stats.published for a in agents)
-                async with asyncio.timeout(30):  # the last ones may still be on their way
-                    while sum(len(v) for v in summaries.values()) < published:
-                        arrived.clear()
-                        await arrived.wait()
-                collector.cancel()
-    metrics = _metrics(scenario, summaries)
+                # The last ones may still be on their way.
+                await link.arrived(sum(a.publisher.stats.published for a in agents.values()))
+    metrics = _metrics(scenario, link.summaries)
+    metrics["events"] = events.records
+    metrics["delivery"] = {
+        "summaries_received": sum(len(rows) for rows in link.summaries.values()),
+        "repeats": link.duplicates,
+        "left_in_outboxes": sum(a.outbox.depth() for a in agents.values()),
+    }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    (out / "report.html").write_text(_report(scenario, metrics, summaries))
+    (out / "report.html").write_text(_report(scenario, metrics, link.summaries))
     return metrics
-
-
-async def _collect(
-    client: aiomqtt.Client, into: dict[str, list[dict[str, Any]]], arrived: asyncio.Event
-) -> None:
-    async for message in client.messages:
-        summary = json.loads(bytes(message.payload))  # type: ignore[arg-type, unused-ignore]
-        into[summary["site"]].append(summary)
-        arrived.set()
 
 
 def _metrics(scenario: Scenario, summaries: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -347,6 +393,6 @@ th:first-child,td:first-child{{text-align:left}}</style></head><body>
 
 
 def load_scenario(path: Path) -> Scenario:
-    from ruamel.yaml import YAML
-
-    return Scenario.model_validate(YAML(typ="safe").load(path.read_text()))
+    """Read and validate a scenario file; a `ConfigError` names each problem's file, line,
+    column and field, what was expected and what was found, as for a site file."""
+    return load_document(path, Scenario, checks=check_events)

@@ -22,7 +22,8 @@ from .backoff import Backoff
 from .changes import ChangeFilter, Deadband
 from .clock import Clock
 from .config.schema import Device, SiteConfig
-from .model import count
+from .control.controller import Controller
+from .model import PointId, Value, count
 from .northbound.commands import Commands
 from .northbound.mqtt import MqttPublisher
 from .northbound.outbox import Outbox
@@ -107,6 +108,14 @@ class Agent:
         self.changes = ChangeFilter(_deadbands(self.config.devices))
         self.image.subscribe(self.changes.on_readings)
         self.commands = Commands(self.config)
+        self._driver_of = {name: d for d in self.drivers for name in d.devices}
+        self.controller: Controller | None = None
+        if self.config.control is not None:
+            self.controller = Controller(
+                self.config, self.clock, self.image, self._write, self.commands.inputs
+            )
+            self.commands.assess = self.controller.assess
+            self.summariser.control = self.controller.report
         self.publisher = MqttPublisher(
             self.config.broker,
             self.config.site,
@@ -143,6 +152,10 @@ class Agent:
                 },
             )
         )
+
+    async def _write(self, point: PointId, value: Value) -> None:
+        """The guard's way to a device: through the driver that polls it."""
+        await self._driver_of[point.partition("/")[0]].write(point, value)
 
     async def run(self, stop: asyncio.Event) -> None:
         site, broker = self.config.site, self.config.broker
@@ -197,6 +210,10 @@ class Agent:
                 for p, d in zip(self.pollers, self.drivers, strict=True)
             ]
             producers.append(group.create_task(self.summariser.run(), name="summariser"))
+            control = None
+            if self.controller is not None:
+                control = group.create_task(self.controller.run(), name="control")
+                self.clock.track(control)
             for task in producers:
                 self.clock.track(task)
             publisher = (
@@ -208,6 +225,10 @@ class Agent:
                 "stopping: %s waiting in the outbox",
                 count(self.outbox.depth(), "summary", "summaries"),
             )
+            if control is not None:
+                # Before the drivers close: the loads go back to their safe state first.
+                control.cancel()
+                await asyncio.wait([control])
             for task in producers:
                 task.cancel()
             if publisher is not None:

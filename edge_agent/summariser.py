@@ -15,16 +15,25 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from .clock import Clock, next_boundary
 from .config.schema import Device, SiteConfig
+from .control.controller import ControlReport
 from .energy.tariff import price_at
-from .model import Quality, Reading
+from .model import Quality, Reading, count
 from .northbound.outbox import Outbox
-from .northbound.payloads import DeviceSummary, LatestValue
+from .northbound.payloads import (
+    ActionRecord,
+    ControlSummary,
+    DemandResponseOutcome,
+    DeviceSummary,
+    LatestValue,
+    LoadTime,
+    SiteSummary,
+)
 from .northbound.topics import Topics
 
 __all__ = ["Summariser"]
@@ -72,6 +81,9 @@ class Summariser:
         self._co2_per_kwh = config.emissions.grid_kg_co2_per_kwh
         self._window_s = config.summary.billing_window_s
         self._seq = first_seq
+        self.control: Callable[[], ControlReport] | None = None
+        """Set by the agent when it controls loads: the site summary then carries control."""
+        self._meter = config.control.meter if config.control is not None else None
         self._books: dict[str, _DeviceBook] = {}
         self._device_of: dict[str, _DeviceBook] = {}
         for device in config.devices:
@@ -103,11 +115,14 @@ class Summariser:
 
     async def close_interval(self, start: datetime, end: datetime) -> None:
         dropped = await self._outbox.take_dropped()
+        meter: DeviceSummary | None = None
         for book in self._books.values():
             self._seq = await self._outbox.next_seq()
             summary = self._summarise(book, start, end).model_copy(
                 update={"outbox_dropped": dropped}
             )
+            if book.device.name == self._meter:
+                meter = summary
             await self._outbox.put(
                 self._topics.device_summary(book.device.name),
                 summary.model_dump_json(by_alias=True).encode(),
@@ -124,6 +139,60 @@ class Summariser:
                 _fmt(summary.power_max_kw, ".1f"),
                 _fmt(summary.good_ratio, ".0%"),
             )
+        if self.control is not None and meter is not None:
+            await self._site_summary(meter, self.control(), dropped)
+
+    async def _site_summary(
+        self, meter: DeviceSummary, report: ControlReport, dropped: int
+    ) -> None:
+        summary = SiteSummary(
+            park=self._site.park,
+            site=self._site.name,
+            seq=await self._outbox.next_seq(),
+            interval_start=meter.interval_start,
+            interval_end=meter.interval_end,
+            meter=meter.device,
+            energy_import_kwh=meter.energy_import_kwh,
+            power_avg_kw=meter.power_avg_kw,
+            power_max_kw=meter.power_max_kw,
+            billing_window_start=meter.billing_window_start,
+            billing_window_demand_kw=meter.billing_window_demand_kw,
+            tariff_band=meter.tariff_band,
+            price_vnd_per_kwh=meter.price_vnd_per_kwh,
+            cost_vnd=meter.cost_vnd,
+            co2_kg=meter.co2_kg,
+            control=ControlSummary(
+                mode="advisory" if report.mode == "advisory" else "active",
+                limit_kw=report.limit_kw,
+                limit_source=report.limit_source,
+                loads={
+                    name: LoadTime(
+                        on_s=seconds["on"],
+                        shed_s=seconds["shed"],
+                        shifted_s=seconds["shifted"],
+                        state=report.states[name],
+                    )
+                    for name, seconds in report.seconds.items()
+                },
+                actions=[
+                    ActionRecord.model_validate(action, from_attributes=True)
+                    for action in report.actions
+                ],
+                demand_response=[DemandResponseOutcome.model_validate(e) for e in report.events],
+            ),
+            outbox_dropped=dropped,
+        )
+        await self._outbox.put(
+            self._topics.site_summary, summary.model_dump_json(by_alias=True).encode()
+        )
+        log.info(
+            "site summary #%d stored: %s, %s, demand limit %.0f kW (%s)",
+            summary.seq,
+            self._site.name,
+            count(len(report.actions), "action"),
+            report.limit_kw,
+            report.limit_source,
+        )
 
     def _interval_start(self, at: datetime) -> datetime:
         seconds = self._interval.total_seconds()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Literal, Self
@@ -88,6 +89,11 @@ class CommandResponse(BaseModel):
     status: Literal["accepted", "rejected"]
     reason: str | None = None
     at: datetime
+    can_comply: bool | None = None
+    """Demand response only: whether the flexibility the site has now covers the request."""
+    flexibility_kw: float | None = None
+    """Demand response only: what the site can shed now (sheddable loads that are running)."""
+    detail: str | None = None
 
 
 @dataclass
@@ -99,11 +105,16 @@ class ControlInputs:
     overrides: dict[str, Override] = field(default_factory=dict)
 
 
+Assessor = Callable[[DemandResponse, datetime], tuple[bool, float, str]]
+"""(can comply, flexibility kW, detail) for a demand-response request: the controller's."""
+
+
 class Commands:
     def __init__(self, config: SiteConfig) -> None:
         self._site = config.site.name
         self._devices = {d.name for d in config.devices}
         self.inputs = ControlInputs()
+        self.assess: Assessor | None = None
 
     def handle(self, payload: bytes, now: datetime) -> CommandResponse | None:
         """Validate and apply; the response to publish, or None for another site's command."""
@@ -121,6 +132,16 @@ class Commands:
             return self._reject(command.id, problem, now)
         self._apply(command)
         log.info("command %s accepted: %s", command.id, command.model_dump_json())
+        if isinstance(command, DemandResponse) and self.assess is not None:
+            can, flexibility, detail = self.assess(command, now)
+            return CommandResponse(
+                id=command.id,
+                status="accepted",
+                at=now,
+                can_comply=can,
+                flexibility_kw=round(flexibility, 1),
+                detail=detail,
+            )
         return CommandResponse(id=command.id, status="accepted", at=now)
 
     def _check(self, command: DemandResponse | Override | Advisory, now: datetime) -> str | None:

@@ -11,7 +11,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DeviceSummary", "LatestValue", "Status"]
+__all__ = [
+    "ActionRecord",
+    "ControlSummary",
+    "DemandResponseOutcome",
+    "DeviceSummary",
+    "LatestValue",
+    "LoadTime",
+    "SiteSummary",
+    "Status",
+]
 
 
 class _Payload(BaseModel):
@@ -76,6 +85,88 @@ class DeviceSummary(_Payload):
     historical: bool = False
     """Set when the summary is sent after the fact: it waited in the outbox through a broker
     outage or an agent restart."""
+
+
+class ActionRecord(_Payload):
+    """One control action, with its reason: what a plant engineer asks about afterwards."""
+
+    at: datetime
+    load: str
+    kind: Literal["shed", "restore", "defer", "start", "override", "safe-state"]
+    on: bool
+    """The state the action puts the load in."""
+    reason: str
+    binding: str
+    """The constraint that decided: `demand limit`, `demand response <id>`, `tariff`,
+    `deadline`, `max off time`, `process band`, `safe state`, `device lost`, ..."""
+    projected_kw: float | None
+    """The billing window's projected average demand when it was decided."""
+    limit_kw: float | None
+    price_vnd_per_kwh: float | None
+    priority: int
+    expected_kwh: float
+    """Energy taken out of the window (shed) or moved in time (defer, start)."""
+    expected_vnd: float
+    """The saving expected from it, at the tariff."""
+    written: bool
+    """False in advisory mode (decided, not written) or when refused."""
+    refused: str | None
+    """Why the guard did not let it through: a minimum on/off time, an override, ..."""
+
+
+class LoadTime(_Payload):
+    on_s: float
+    shed_s: float
+    """Held off by the demand limiter."""
+    shifted_s: float
+    """Held off by the plan, to run in cheaper or greener hours."""
+    state: str
+    """At the interval's end: `on`, `off (limiter)`, `off (plan)`, `unreachable`, ..."""
+
+
+class DemandResponseOutcome(_Payload):
+    id: str
+    baseline_kw: float | None
+    """The window's projected demand when the event started."""
+    max_projected_kw: float | None
+    delivered_kw: float | None
+    """Baseline minus the highest projected demand during the event so far."""
+
+
+class ControlSummary(_Payload):
+    mode: Literal["active", "advisory"]
+    limit_kw: float
+    limit_source: str
+    loads: dict[str, LoadTime]
+    actions: list[ActionRecord]
+    demand_response: list[DemandResponseOutcome]
+
+
+class SiteSummary(_Payload):
+    """The factory over one interval: its incomer, and what control did and why."""
+
+    schema_: Literal["edge-agent/site-summary/1"] = Field(
+        default="edge-agent/site-summary/1", alias="schema"
+    )
+    park: str
+    site: str
+    seq: int
+    interval_start: datetime
+    interval_end: datetime
+    meter: str
+    """The incomer device the figures come from (`control.meter`)."""
+    energy_import_kwh: float | None
+    power_avg_kw: float | None
+    power_max_kw: float | None
+    billing_window_start: datetime
+    billing_window_demand_kw: float | None
+    tariff_band: Literal["peak", "normal", "off_peak"]
+    price_vnd_per_kwh: float
+    cost_vnd: float | None
+    co2_kg: float | None
+    control: ControlSummary
+    outbox_dropped: int = 0
+    historical: bool = False
 
 
 class Status(_Payload):

@@ -1,6 +1,7 @@
 """The topic scheme, one place: a whole park on one broker.
 
     energy/v1/<park>/<site>/status                     retained, online / offline (Last Will)
+    energy/v1/<park>/<site>/summary                    the site per interval: incomer and control
     energy/v1/<park>/<site>/devices/<device>/summary   one per device per interval, QoS 1
     energy/v1/<park>/<site>/commands/<type>            to the agent: demand_response, override,
                                                        advisory (QoS 1)
@@ -30,6 +31,10 @@ class Topics:
     @property
     def status(self) -> str:
         return f"{self.base}/status"
+
+    @property
+    def site_summary(self) -> str:
+        return f"{self.base}/summary"
 
     def device_summary(self, device: str) -> str:
         return f"{self.base}/devices/{device}/summary"

@@ -1,0 +1,294 @@
+"""The control cycle: the process image in, actions through the guard, every action explained.
+
+Every `cycle_s` the controller reads the incomer and the loads from the process image, feeds
+the billing window, asks the plan (re-made each slot) what the deferrable loads should do
+now, and lets the limiter, which has the last word, hold the demand. Every action goes
+through the guard, is logged with its reason, and is kept for the next site summary. When
+it stops (the agent stopping, a crash unwinding) it returns every load to its safe state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from edge_agent.clock import Clock
+from edge_agent.config.schema import SiteConfig
+from edge_agent.energy.tariff import price_at
+from edge_agent.model import PointId, Quality, Reading
+from edge_agent.northbound.commands import ControlInputs, DemandResponse
+from edge_agent.process_image import ProcessImage
+
+from .config import ControlConfig
+from .guard import Guard, Writer
+from .limiter import DemandLimiter, LimiterInputs
+from .loads import Action
+from .scheduling import Scheduler
+from .window import WindowTracker
+
+__all__ = ["ControlReport", "Controller"]
+
+log = logging.getLogger(__name__)
+
+SAFE_STATE_TIMEOUT_S = 5.0
+
+
+@dataclass(slots=True)
+class _Event:
+    """A demand-response event as it ran: its baseline, and the window averages during it."""
+
+    request: DemandResponse
+    baseline_kw: float | None = None
+    demand_kw: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlReport:
+    """What the site summary carries about control for one interval."""
+
+    mode: str
+    limit_kw: float
+    limit_source: str
+    seconds: dict[str, dict[str, float]]
+    states: dict[str, str]
+    actions: list[Action]
+    events: list[dict[str, object]]
+
+
+class Controller:
+    def __init__(
+        self,
+        config: SiteConfig,
+        clock: Clock,
+        image: ProcessImage,
+        write: Writer,
+        inputs: ControlInputs,
+    ) -> None:
+        assert config.control is not None
+        self.site = config
+        self.config: ControlConfig = config.control
+        self.clock = clock
+        self.image = image
+        self.inputs = inputs
+        self.guard = Guard(
+            self.config, config.devices, write, advisory=self.config.mode == "advisory"
+        )
+        self.limiter = DemandLimiter(self.config)
+        self.window = WindowTracker(self.config.window)
+        self.scheduler = Scheduler(config, self.guard.states)
+        meter = next(d for d in config.devices if d.name == self.config.meter)
+        roles = {p.role: f"{meter.name}/{n}" for n, p in meter.points.items() if p.role}
+        self._power_point: PointId | None = roles.get("active_power_kw")
+        self._energy_point: PointId | None = roles.get("import_energy_kwh")
+        self._events: dict[str, _Event] = {}
+        self._actions: list[Action] = []
+        self.last_actions: list[Action] = []
+        """The most recent actions, for the live view."""
+        self.limit_kw = self.config.limit_kw
+        self.limit_source = "site limit"
+        self.projected_kw: float | None = None
+        self._last_cycle: datetime | None = None
+
+    # The loop ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        cycle = self.config.cycle_s
+        beat_every = max(1, round(self.config.heartbeat_s / cycle))
+        now = self.clock.now()
+        tick = datetime.fromtimestamp(math.ceil(now.timestamp() / cycle) * cycle, now.tzinfo)
+        count = 0
+        try:
+            while True:
+                await self.clock.sleep_until(tick)
+                await self.cycle(self.clock.now())
+                if count % beat_every == 0:
+                    await self.guard.heartbeat()
+                count += 1
+                tick += timedelta(seconds=cycle)
+        finally:
+            await self._return_to_safety()
+
+    async def _return_to_safety(self) -> None:
+        try:
+            async with asyncio.timeout(SAFE_STATE_TIMEOUT_S):
+                for action in await self.guard.safe_state(self.clock.now()):
+                    self._keep(action)
+        except TimeoutError:
+            log.error("loads not all returned to their safe state in %.0f s", SAFE_STATE_TIMEOUT_S)
+
+    async def cycle(self, now: datetime) -> list[Action]:
+        """One control cycle; the actions taken (or refused), each with its reason."""
+        snapshot = self.image.snapshot(now)
+        done = self._observe(snapshot, now)
+        await self._follow_advisory(now, done)
+        power = self._good(snapshot, self._power_point)
+        projection = None
+        if power is not None:
+            self.window.update(now, power, self._good(snapshot, self._energy_point))
+            projection = self.window.projection(now, power)
+            self.projected_kw = projection.projected_kw
+        else:
+            self.window.forget()
+            self.projected_kw = None
+        self.limit_kw, self.limit_source = self._limit(now, projection)
+        _, price = price_at(self.site.tariff, now, self.site.site.timezone)
+        decided = self.scheduler.step(now, snapshot, self.limit_kw)
+        inputs = LimiterInputs(now, projection, self.limit_kw, price, binding=self.limit_source)
+        decided += self.limiter.step(inputs, self.guard.states.values())
+        final = {a.load: a for a in decided}  # the limiter comes last: it has the last word
+        for action in final.values():
+            done.append(await self.guard.execute(action))
+        for action in done:
+            self._keep(action)
+        elapsed = 0.0 if self._last_cycle is None else (now - self._last_cycle).total_seconds()
+        self._last_cycle = now
+        for state in self.guard.states.values():
+            state.accrue(elapsed)
+        return done
+
+    # What the cycle reads ------------------------------------------------------------------------
+
+    def _observe(self, snapshot: dict[PointId, Reading], now: datetime) -> list[Action]:
+        """Loads' power, band values and reachability from the image; a lost device's loads
+        are taken as back in their safe state."""
+        actions = []
+        for state in self.guard.states.values():
+            config = state.config
+            command = snapshot.get(f"{config.device}/{config.command}")
+            reachable = command is not None and command.quality is Quality.GOOD
+            if command is None:
+                reachable = state.available  # not read yet: keep what we believed
+            if state.available and not reachable:
+                actions += self.guard.device_lost(config.device, now)
+            elif not state.available and reachable:
+                log.info("%s: device %s answers again", state.name, config.device)
+                self.guard.device_back(config.device)
+            state.power_kw = (
+                self._good(snapshot, f"{config.device}/{config.power}") if config.power else None
+            )
+            if config.band is not None:
+                state.band_value = self._good(snapshot, f"{config.device}/{config.band.point}")
+        self._sync_overrides(now)
+        return actions
+
+    def _sync_overrides(self, now: datetime) -> None:
+        for device, override in list(self.inputs.overrides.items()):
+            if override.until <= now:
+                del self.inputs.overrides[device]
+                self.guard.overrides.pop(device, None)
+                continue
+            self.guard.overrides[device] = (override.state == "on", override.until)
+
+    async def _follow_advisory(self, now: datetime, done: list[Action]) -> None:
+        """The park switched advisory mode: going advisory first returns the loads to safety."""
+        wanted = self.config.mode == "advisory" or self.inputs.advisory
+        if wanted == self.guard.advisory:
+            return
+        if wanted:
+            done += await self.guard.safe_state(now)
+        self.guard.advisory = wanted
+        log.info("control is now %s", "advisory (no writes)" if wanted else "active")
+
+    @staticmethod
+    def _good(snapshot: dict[PointId, Reading], point: PointId | None) -> float | None:
+        reading = snapshot.get(point) if point is not None else None
+        if reading is None or reading.quality is not Quality.GOOD or reading.value is None:
+            return None
+        return float(reading.value)
+
+    # Demand response --------------------------------------------------------------------------
+
+    def _limit(self, now: datetime, projection: object) -> tuple[float, str]:
+        """The limit in force: the site's, or the lowest an active event sets."""
+        limit, source = self.config.limit_kw, "demand limit"
+        for request in self.inputs.demand_response.values():
+            end = request.start + timedelta(seconds=request.duration_s)
+            event = self._events.setdefault(request.id, _Event(request))
+            if not request.start <= now < end:
+                continue
+            if event.baseline_kw is None:
+                event.baseline_kw = self._baseline_kw()
+            if self.projected_kw is not None:
+                event.demand_kw.append(self.projected_kw)
+            asked = (
+                request.limit_kw
+                if request.limit_kw is not None
+                else (event.baseline_kw or self.config.limit_kw) - (request.reduction_kw or 0)
+            )
+            if asked < limit:
+                limit, source = asked, f"demand response {request.id}"
+        return limit, source
+
+    def _baseline_kw(self) -> float | None:
+        """The demand the event is measured against: the window average just before it."""
+        return self.projected_kw
+
+    def assess(self, request: DemandResponse, now: datetime) -> tuple[bool, float, str]:
+        """Whether the site can comply, from the sheddable loads running now."""
+        flexible = sum(
+            s.expected_kw()
+            for s in self.guard.states.values()
+            if s.config.sheddable and s.on and s.available and not s.config.critical
+        )
+        now_kw = self.projected_kw
+        if now_kw is None:
+            return False, flexible, "the incomer cannot be read now; the demand is unknown"
+        target = (
+            request.limit_kw
+            if request.limit_kw is not None
+            else now_kw - (request.reduction_kw or 0)
+        )
+        needed = max(0.0, now_kw - target)
+        can = flexible >= needed
+        detail = (
+            f"demand now {now_kw:.0f} kW, target {target:.0f} kW: {needed:.0f} kW to shed, "
+            f"{flexible:.0f} kW sheddable"
+        )
+        return can, flexible, detail
+
+    # Reporting --------------------------------------------------------------------------------
+
+    def _keep(self, action: Action) -> None:
+        self._actions.append(action)
+        self.last_actions = [*self.last_actions[-9:], action]
+
+    def report(self) -> ControlReport:
+        """What happened since the last report; the counters start again."""
+        actions, self._actions = self._actions, []
+        seconds = {}
+        states = {}
+        for name, state in self.guard.states.items():
+            seconds[name] = {k: round(v, 1) for k, v in state.seconds.items()}
+            state.seconds = dict.fromkeys(state.seconds, 0.0)
+            states[name] = (
+                "unreachable"
+                if not state.available
+                else "on"
+                if state.on
+                else f"off ({state.held_by})"
+            )
+        events: list[dict[str, object]] = []
+        for event_id, event in self._events.items():
+            achieved = max(event.demand_kw) if event.demand_kw else None
+            events.append(
+                {
+                    "id": event_id,
+                    "baseline_kw": event.baseline_kw,
+                    "max_projected_kw": achieved,
+                    "delivered_kw": None
+                    if achieved is None or event.baseline_kw is None
+                    else round(event.baseline_kw - achieved, 1),
+                }
+            )
+        return ControlReport(
+            mode="advisory" if self.guard.advisory else "active",
+            limit_kw=self.limit_kw,
+            limit_source=self.limit_source,
+            seconds=seconds,
+            states=states,
+            actions=actions,
+            events=events,
+        )

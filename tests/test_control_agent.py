@@ -1,0 +1,158 @@
+"""The agent holding a factory's demand on real protocols: a Modbus meter that measures a
+chiller served over OPC UA, on simulated time. The limiter sheds the chiller, the process band
+brings it back, and every action is in the site summary with its reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent.agent import Agent
+from edge_agent.clock import SimClock
+from edge_agent.config.loader import load_modbus_model, load_opcua_model, load_site
+from edge_agent.northbound.outbox import MemoryOutbox
+from simulators.machines import Chiller
+from simulators.meter import MeterModel
+from simulators.modbus_server import ModbusSimulator, SimulatedUnit
+from simulators.opcua_server import OpcUaSimulator, SimulatedMachine
+from tests.conftest import free_port
+
+
+@dataclass
+class Factory:
+    chiller: Chiller
+    meter_port: int
+    chiller_url: str
+
+
+@pytest.fixture
+async def factory(tmp_path: Path, clock: SimClock) -> AsyncIterator[Factory]:
+    chiller = Chiller(tank_m3=3.0)  # a small tank: the band binds within minutes
+    meter = MeterModel(clock, base_kw=180.0, seed=3, extra_kw=chiller.power_kw)
+    points = load_modbus_model("eastron-sdm630").points
+    async with (
+        ModbusSimulator([SimulatedUnit(1, points, meter.values)]) as modbus,
+        OpcUaSimulator(
+            [SimulatedMachine(load_opcua_model("process-chiller"), chiller)],
+            clock=clock,
+            port=free_port(),
+            pki=tmp_path / "server",
+            step_s=2,
+        ) as opcua,
+    ):
+        yield Factory(chiller, modbus.port, opcua.url)
+
+
+def site(tmp_path: Path, factory: Factory, *, mode: str = "active", limit_kw: float = 200) -> Path:
+    path = tmp_path / "site.yaml"
+    path.write_text(f"""
+site: {{name: cold-store, park: test-park}}
+summary: {{interval_s: 300, settle_s: 2}}
+devices:
+  - {{name: incomer, driver: modbus-tcp, model: eastron-sdm630, host: 127.0.0.1,
+      port: {factory.meter_port}, poll_interval_s: 2}}
+  - {{name: chiller, driver: opcua, model: process-chiller, endpoint: {factory.chiller_url},
+      poll_interval_s: 2, security: {{policy: None, mode: None}}}}
+control:
+  mode: {mode}
+  meter: incomer
+  limit_kw: {limit_kw}
+  cycle_s: 2
+  loads:
+    - name: chiller
+      device: chiller
+      rated_kw: 75
+      sheddable: true
+      min_on_s: 0
+      min_off_s: 60
+      max_off_s: 3000
+      band: {{point: supply_temp_c, maximum: 12, margin: 1}}
+""")
+    return path
+
+
+async def run_for(agent: Agent, clock: SimClock, seconds: float) -> None:
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(agent.run(stop))
+        await agent.started.wait()
+        await clock.advance(seconds)
+        stop.set()
+
+
+def site_summaries(outbox: MemoryOutbox) -> list[dict[str, Any]]:
+    return [
+        json.loads(m.payload)
+        for m in outbox._messages.values()
+        if m.topic.endswith("/cold-store/summary")
+    ]
+
+
+async def test_shed_by_the_limit_restored_by_the_process_band_safe_on_stop(
+    tmp_path: Path, clock: SimClock, factory: Factory
+) -> None:
+    outbox = MemoryOutbox()
+    agent = Agent(load_site(site(tmp_path, factory)), clock, outbox=outbox, publish=False)
+    shed_seen = band_seen = False
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(agent.run(stop))
+        await agent.started.wait()
+        for _ in range(60):  # 20 minutes in 20-second steps
+            await clock.advance(20)
+            shed_seen |= factory.chiller.inputs["enable"] is False
+            actions = agent.controller.last_actions if agent.controller else []
+            band_seen |= any(a.binding == "process band" for a in actions)
+            if shed_seen and band_seen:
+                break
+        # Shed it again if the limiter wants to, then stop: the load must come back on.
+        stop.set()
+    assert shed_seen, "the limiter never shed the chiller"
+    assert band_seen, "the chiller's supply temperature never brought it back"
+    assert factory.chiller.inputs["enable"] is True or agent.controller is not None
+    summaries = site_summaries(outbox)
+    assert summaries, "no site summary stored"
+    actions = [a for s in summaries for a in s["control"]["actions"]]
+    shed = next(a for a in actions if a["kind"] == "shed")
+    assert shed["binding"] == "demand limit" and shed["written"] is True
+    assert "projected" in shed["reason"] and shed["limit_kw"] == 200
+    loads = summaries[-1]["control"]["loads"]["chiller"]
+    assert loads["on_s"] + loads["shed_s"] > 0
+
+
+async def test_stopping_returns_a_shed_load_to_its_safe_state(
+    tmp_path: Path, clock: SimClock, factory: Factory
+) -> None:
+    agent = Agent(load_site(site(tmp_path, factory)), clock, outbox=MemoryOutbox(), publish=False)
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(agent.run(stop))
+        await agent.started.wait()
+        while agent.controller is not None and agent.controller.guard.states["chiller"].on:
+            await clock.advance(2)
+        await clock.advance(4)  # the simulator takes the write at its next step
+        assert factory.chiller.inputs["enable"] is False
+        stop.set()
+    await clock.advance(4)  # the simulator's next step takes what the agent wrote on stop
+    assert factory.chiller.inputs["enable"] is True
+
+
+async def test_advisory_mode_decides_but_never_writes(
+    tmp_path: Path, clock: SimClock, factory: Factory
+) -> None:
+    outbox = MemoryOutbox()
+    agent = Agent(
+        load_site(site(tmp_path, factory, mode="advisory")), clock, outbox=outbox, publish=False
+    )
+    await run_for(agent, clock, 310)
+    assert factory.chiller.inputs["enable"] is True
+    [summary] = site_summaries(outbox)
+    actions = summary["control"]["actions"]
+    assert summary["control"]["mode"] == "advisory"
+    assert any(a["kind"] == "shed" and a["written"] is False for a in actions)

@@ -120,8 +120,10 @@ async def test_shed_by_the_limit_restored_by_the_process_band_safe_on_stop(
     assert summaries, "no site summary stored"
     actions = [a for s in summaries for a in s["control"]["actions"]]
     shed = next(a for a in actions if a["kind"] == "shed")
-    assert shed["binding"] == "demand limit" and shed["written"] is True
-    assert "projected" in shed["reason"] and shed["limit_kw"] == 200
+    assert shed["binding"] == "demand limit"
+    assert shed["written"] is True
+    assert "projected" in shed["reason"]
+    assert shed["limit_kw"] == 200
     loads = summaries[-1]["control"]["loads"]["chiller"]
     assert loads["on_s"] + loads["shed_s"] > 0
 

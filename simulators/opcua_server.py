@@ -1,10 +1,13 @@
 """An OPC UA server on loopback exposing simulated production machines from node maps.
 
 Each machine is a catalogue model with `protocol: opcua` (configs/devices/) and a physics
-model from `machines.py`. Every `step_s` of the clock the server takes what clients wrote
-(enable, setpoint), steps the physics and publishes the outputs with the clock's time as
-their source timestamp. It offers the security modes plants use, with a generated server
-certificate, and scriptable faults: restart, and a node that disappears.
+model from `simulators.equipment`. One server is one PLC: it may serve many machines, each
+under its own node-id prefix (`served_map`). Every `step_s` of the clock the server steps the
+physics at the clock's time and writes to the address space only the values that changed (a
+write notifies subscribers); a Read returns the latest values with the time of the last scan
+as their source timestamp. Client writes reach the machine's inputs at once. It offers the
+security modes plants use, with a generated server certificate, and scriptable faults:
+restart, and a node that disappears.
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ from typing import Any, Self
 from asyncua import Server, ua
 from asyncua.common.methods import uamethod
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from asyncua.server.address_space import NodeData
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from drivers.opcua.config import OpcUaDevice
+from drivers.opcua.config import OpcUaDevice, OpcUaPoint
 from edge_agent.clock import Clock
 
-from .machines import Machine
+from .equipment import Machine, Value
 
-__all__ = ["OpcUaSimulator", "SimulatedMachine"]
+__all__ = ["OpcUaSimulator", "SimulatedMachine", "StepStats", "served_map"]
 
 logging.getLogger("asyncua").setLevel(logging.CRITICAL)
 
@@ -41,6 +45,51 @@ class SimulatedMachine:
     device: OpcUaDevice
     """The node map: a catalogue model (`load_model`) or a site's device."""
     physics: Machine
+
+
+@dataclass
+class StepStats:
+    """What the steps cost the address space: the bench keeps `writes / steps` small."""
+
+    steps: int = 0
+    writes: int = 0
+    """Values written by steps (changed outputs, and inputs a machine put back itself)."""
+
+
+@dataclass
+class _Served:
+    """One variable node: the value a Read returns, and whose input it is."""
+
+    machine: int
+    name: str
+    node_id: ua.NodeId
+    variant: ua.VariantType
+    value: Value
+    writable: bool
+
+
+def served_map(device: OpcUaDevice, prefix: str) -> OpcUaDevice:
+    """`device` with every string node id under `prefix`, as a server shared by several
+    machines serves it: `ns=2;s=Compressor.PressureBar` becomes
+    `ns=2;s=compressor-1.Compressor.PressureBar`. Give the same map to the simulator and to
+    the site's device, so that two machines of one model on one server never collide."""
+
+    def moved(text: str | None) -> str | None:
+        if text is None:
+            return None
+        node_id = ua.NodeId.from_string(text)
+        if not isinstance(node_id.Identifier, str):
+            raise ValueError(f"{device.name}: only string node ids can be prefixed: {text}")
+        namespace = text.split(";", 1)[0] + ";" if text.startswith("ns=") else ""
+        return f"{namespace}s={prefix}.{node_id.Identifier}"
+
+    points: dict[str, OpcUaPoint] = {
+        name: point.model_copy(
+            update={"node_id": moved(point.node_id), "method": moved(point.method)}
+        )
+        for name, point in device.points.items()
+    }
+    return device.model_copy(update={"points": points})
 
 
 class OpcUaSimulator:
@@ -62,7 +111,10 @@ class OpcUaSimulator:
         self._step_s = step_s
         self._server: Server | None = None
         self._nodes: dict[tuple[int, str], Any] = {}
-        self._variants: dict[tuple[int, str], ua.VariantType] = {}
+        self._served: dict[tuple[int, str], _Served] = {}
+        self._by_node: dict[ua.NodeId, _Served] = {}
+        self._scan_at = clock.now().replace(tzinfo=None)
+        self.stats = StepStats()
         self._stepper: asyncio.Task[None] | None = None
         self.certificate = pki / "server-cert.der"
         self._key = pki / "server-key.pem"
@@ -106,6 +158,7 @@ class OpcUaSimulator:
     async def remove(self, machine: int, point: str) -> None:
         """The node of `point` disappears, as after a PLC program change."""
         node = self._nodes.pop((machine, point))
+        self._by_node.pop(self._served.pop((machine, point)).node_id, None)
         assert self._server is not None
         await self._server.delete_nodes([node])
 
@@ -128,6 +181,8 @@ class OpcUaSimulator:
         )
         index = await server.register_namespace(NAMESPACE)
         self._nodes.clear()
+        self._served.clear()
+        self._by_node.clear()
         for number, machine in enumerate(self._machines):
             await self._add_machine(server, index, number, machine)
         await server.start()
@@ -168,7 +223,11 @@ class OpcUaSimulator:
             if point.writable:
                 await variable.set_writable()
             self._nodes[(number, name)] = variable
-            self._variants[(number, name)] = variant
+            served = _Served(number, name, variable.nodeid, variant, value, point.writable)
+            self._served[(number, name)] = served
+            self._by_node[variable.nodeid] = served
+            server.set_attribute_value_callback(variable.nodeid, self._read)
+            server.set_attribute_value_setter(variable.nodeid, self._written)
         for name, point in machine.device.points.items():
             if point.method is None:
                 continue
@@ -201,26 +260,39 @@ class OpcUaSimulator:
             await self._clock.sleep(self._step_s)
             await self._step()
 
+    def _read(self, node_id: ua.NodeId, attr: ua.AttributeIds) -> ua.DataValue:
+        """A Read: the latest value, stamped with the last scan (as a PLC's cycle image)."""
+        served = self._by_node[node_id]
+        return ua.DataValue(ua.Variant(served.value, served.variant), SourceTimestamp=self._scan_at)
+
+    def _written(self, node: NodeData, attr: ua.AttributeIds, value: ua.DataValue) -> None:
+        """Every write, a client's or a step's: an input reaches the machine at once."""
+        served = self._by_node.get(node.nodeid)
+        if served is None or value.Value is None:
+            return
+        served.value = value.Value.Value
+        if served.writable:
+            physics = self._machines[served.machine].physics
+            physics.inputs[served.name] = served.value
+            physics.written(served.name, self._clock.now())
+
     async def _step(self) -> None:
         if self._server is None:
             return
         now = self._clock.now()
+        self._scan_at = now.replace(tzinfo=None)
+        self.stats.steps += 1
         for number, machine in enumerate(self._machines):
-            for name, point in machine.device.points.items():
-                node = self._nodes.get((number, name))
-                if point.writable and node is not None and point.method is None:
-                    machine.physics.inputs[name] = await node.read_value()
-            machine.physics.step(self._step_s)
+            machine.physics.step(self._step_s, now)
             for name, value in machine.physics.values().items():
-                node = self._nodes.get((number, name))
-                spec = machine.device.points.get(name)
-                if node is None or spec is None or spec.writable:
+                served = self._served.get((number, name))
+                if served is None or served.value == value:
                     continue
-                await node.write_value(
-                    ua.DataValue(
-                        ua.Variant(value, self._variants[(number, name)]),
-                        SourceTimestamp=now.replace(tzinfo=None),
-                    )
+                served.value = value
+                self.stats.writes += 1
+                await self._server.write_attribute_value(
+                    served.node_id,
+                    ua.DataValue(ua.Variant(value, served.variant), SourceTimestamp=self._scan_at),
                 )
 
 

@@ -42,7 +42,7 @@ from .events import (
     check_events,
     timeline,
 )
-from .machines import PHYSICS, Chiller, Furnace, InjectionMoulder, Machine
+from .machines import PHYSICS, Machine, vary
 from .meter import MeterModel
 from .modbus_server import ModbusSimulator, SimulatedUnit
 from .opcua_server import OpcUaSimulator, SimulatedMachine
@@ -55,7 +55,9 @@ __all__ = ["Scenario", "load_scenario", "serve_factory", "simulate", "site_confi
 class MachineSpec(StrictModel):
     name: Name
     model: str
-    """An OPC UA node map: electric-furnace, injection-moulder or process-chiller."""
+    """An OPC UA node map of the catalogue with physics in `simulators.machines.PHYSICS`:
+    air-compressor, batch-furnace, electric-furnace, ev-charger, forklift-charger,
+    injection-moulder, process-chiller, rooftop-pv or tank-pump."""
 
 
 class FactorySpec(StrictModel):
@@ -100,17 +102,7 @@ def _shifts(zone: str, night_share: float) -> Callable[[float], float]:
 
 def _varied(machine: Machine, rng: random.Random) -> Machine:
     """No two machines of a park alike: sizes, loads and phases drawn from the seed."""
-    if isinstance(machine, InjectionMoulder):
-        machine.cycle_s = rng.uniform(24, 40)
-        machine.phase_s = rng.uniform(0, machine.cycle_s)
-        machine.motor_kw_peak = rng.uniform(35, 55)
-    elif isinstance(machine, Chiller):
-        machine.load_kw_thermal = rng.uniform(150, 260)
-        machine.rated_kw = rng.uniform(60, 90)
-    elif isinstance(machine, Furnace):
-        machine.max_kw = rng.uniform(100, 160)
-        machine.inputs["setpoint_c"] = rng.choice([650.0, 760.0, 850.0])
-    return machine
+    return vary(machine, rng)
 
 
 def site_config(
@@ -186,7 +178,7 @@ async def serve_factory(
         base_kw=factory.base_load_kw,
         seed=scenario.seed * 100 + index,
         shape=_shifts(scenario.timezone, factory.night_share),
-        extra_kw=lambda: sum(m.physics.power_kw() for m in machines),
+        extra_kw=lambda: sum(m.physics.grid_kw() for m in machines),
     )
     points = load_modbus_model("eastron-sdm630").points
     async with contextlib.AsyncExitStack() as stack:

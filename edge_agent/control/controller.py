@@ -135,6 +135,7 @@ class Controller:
             self.projected_kw = None
         self.limit_kw, self.limit_source = self._limit(now, projection)
         _, price = price_at(self.site.tariff, now, self.site.site.timezone)
+        self.scheduler.meter_kw = power
         decided = self.scheduler.step(now, snapshot, self.limit_kw)
         inputs = LimiterInputs(now, projection, self.limit_kw, price, binding=self.limit_source)
         decided += self.limiter.step(inputs, self.guard.states.values())

@@ -1,0 +1,162 @@
+"""The plan in the control cycle: what the devices say is waiting, in; start and defer, out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from edge_agent.config.schema import SiteConfig
+from edge_agent.control.loads import LoadState
+from edge_agent.control.scheduling import Scheduler
+from edge_agent.model import Reading
+
+# Monday 2026-03-02 in Binh Duong (UTC+7).
+PEAK = datetime(2026, 3, 2, 10, 0, tzinfo=UTC) - timedelta(hours=7)  # 10:00, peak
+NIGHT = datetime(2026, 3, 2, 23, 0, tzinfo=UTC) - timedelta(hours=7)  # 23:00, off-peak
+
+
+def site() -> SiteConfig:
+    point = {"node_id": "ns=2;s=X"}
+    furnace_points = dict.fromkeys(
+        (
+            "power_kw",
+            "batches_waiting",
+            "next_batch_duration_s",
+            "next_deadline_in_s",
+            "batch_active",
+            "batch_remaining_s",
+        ),
+        point,
+    )
+    charger_points = dict.fromkeys(
+        ("power_kw", "connected", "energy_needed_kwh", "departure_in_s"), point
+    )
+    writable = {"node_id": "ns=2;s=E", "writable": True}
+    return SiteConfig.model_validate(
+        {
+            "site": {"name": "press-shop", "park": "p"},
+            "devices": [
+                {
+                    "name": "incomer",
+                    "driver": "opcua",
+                    "endpoint": "opc.tcp://h:1",
+                    "points": {
+                        "p": {"node_id": "ns=2;s=P", "role": "active_power_kw", "unit": "kW"}
+                    },
+                },
+                {
+                    "name": "furnace",
+                    "driver": "opcua",
+                    "endpoint": "opc.tcp://h:2",
+                    "points": furnace_points | {"enable": writable},
+                },
+                {
+                    "name": "charger",
+                    "driver": "opcua",
+                    "endpoint": "opc.tcp://h:3",
+                    "points": charger_points | {"enable": writable},
+                },
+            ],
+            "control": {
+                "mode": "active",
+                "meter": "incomer",
+                "limit_kw": 500,
+                "loads": [
+                    {
+                        "name": "furnace",
+                        "device": "furnace",
+                        "rated_kw": 120,
+                        "deferrable": {"kind": "batch"},
+                    },
+                    {
+                        "name": "charger",
+                        "device": "charger",
+                        "rated_kw": 22,
+                        "deferrable": {"kind": "energy", "deadline": "departure_in_s"},
+                    },
+                ],
+            },
+        }
+    )
+
+
+def snapshot(at: datetime, **values: Any) -> dict[str, Reading]:
+    return {
+        point.replace("__", "/"): Reading.good(point.replace("__", "/"), v, at)
+        for point, v in values.items()
+    }
+
+
+def make(config: SiteConfig) -> tuple[Scheduler, dict[str, LoadState]]:
+    assert config.control is not None
+    states = {load.name: LoadState(load) for load in config.control.loads}
+    scheduler = Scheduler(config, states)
+    scheduler.meter_kw = 200.0
+    return scheduler, states
+
+
+def test_a_batch_due_tomorrow_is_deferred_out_of_the_peak_with_the_reason() -> None:
+    scheduler, _ = make(site())
+    now = PEAK
+    snap = snapshot(
+        now,
+        furnace__batches_waiting=1,
+        furnace__next_batch_duration_s=7200,
+        furnace__next_deadline_in_s=20 * 3600,  # 06:00 tomorrow
+        furnace__batch_active=False,
+    )
+    [action] = scheduler.step(now, snap, 500)
+    assert (action.load, action.kind, action.on, action.binding) == (
+        "furnace",
+        "defer",
+        False,
+        "tariff",
+    )
+    assert "instead of now at 3,398" in action.reason
+    assert "due by 06:00" in action.reason
+    assert action.expected_kwh == pytest.approx(240)
+    assert action.expected_vnd > 0
+
+
+def test_at_night_the_planned_batch_starts() -> None:
+    scheduler, states = make(site())
+    states["furnace"].on, states["furnace"].held_by = False, "plan"
+    snap = snapshot(
+        NIGHT,
+        furnace__batches_waiting=1,
+        furnace__next_batch_duration_s=7200,
+        furnace__next_deadline_in_s=6 * 3600,
+        furnace__batch_active=False,
+    )
+    [action] = scheduler.step(NIGHT, snap, 500)
+    assert (action.kind, action.on) == ("start", True)
+    assert "planned to run now at 1,190 VND/kWh" in action.reason
+
+
+def test_a_running_batch_is_never_touched_and_an_empty_queue_releases_the_hold() -> None:
+    scheduler, states = make(site())
+    running = snapshot(PEAK, furnace__batch_active=True, furnace__batches_waiting=0)
+    assert scheduler.step(PEAK, running, 500) == []
+    states["furnace"].on, states["furnace"].held_by = False, "plan"
+    empty = snapshot(PEAK, furnace__batch_active=False, furnace__batches_waiting=0)
+    [action] = scheduler.step(PEAK, empty, 500)
+    assert (action.kind, action.on) == ("start", True)
+    assert "nothing to defer" in action.reason
+
+
+def test_a_car_leaving_soon_charges_now_one_leaving_tomorrow_waits() -> None:
+    scheduler, _ = make(site())
+    soon = snapshot(
+        PEAK, charger__connected=True, charger__energy_needed_kwh=40, charger__departure_in_s=7200
+    )
+    assert scheduler.step(PEAK, soon, 500) == []  # on, and planned on now: nothing to change
+    later = snapshot(
+        PEAK,
+        charger__connected=True,
+        charger__energy_needed_kwh=40,
+        charger__departure_in_s=20 * 3600,
+    )
+    [action] = scheduler.step(PEAK + timedelta(seconds=1), later, 500)
+    assert (action.load, action.kind) == ("charger", "defer")

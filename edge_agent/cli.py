@@ -355,21 +355,34 @@ async def _simulate(args: argparse.Namespace) -> int:
 
     from rich.progress import Progress
 
+    from simulators.broker import BrokerUnavailable
     from simulators.park import load_scenario, simulate
 
     # One line per summary would bury the table: the report has them all.
     logging.getLogger("edge_agent.summariser").setLevel(logging.WARNING)
-    scenario = load_scenario(args.scenario)
-    updates = {k: v for k, v in (("duration_h", args.hours), ("seed", args.seed)) if v}
+    scenario = load_scenario(args.scenario)  # a ConfigError is printed by main(), exit 2
+    if args.hours is not None and not args.hours > 0:
+        print(f"--hours must be more than 0; found {args.hours:g}", file=sys.stderr)
+        return EXIT_CONFIG
+    updates = {k: v for k, v in (("duration_h", args.hours), ("seed", args.seed)) if v is not None}
     scenario = scenario.model_copy(update=updates)
     out = args.out / scenario.name
     started = time.monotonic()
-    with Progress() as bar:
-        task = bar.add_task(f"{scenario.name}: {scenario.duration_h:g} h", total=1.0)
-        metrics = await simulate(
-            scenario, out, progress=lambda done: bar.update(task, completed=done)
-        )
+    try:
+        with Progress() as bar:
+            task = bar.add_task(f"{scenario.name}: {scenario.duration_h:g} h", total=1.0)
+            metrics = await simulate(
+                scenario, out, progress=lambda done: bar.update(task, completed=done)
+            )
+    except BrokerUnavailable as exc:
+        print(f"simulate needs Mosquitto for the park's broker: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:  # the --out folder cannot be written, say
+        print(f"simulate: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     wall = time.monotonic() - started
+    for event in metrics["events"]:
+        print(_describe(event))
     print(
         f"{'factory':<14} {'energy kWh':>11} {'peak 15-min kW':>15} {'cost VND':>13} "
         f"{'CO2 kg':>9} {'quality':>8}"
@@ -384,6 +397,28 @@ async def _simulate(args: argparse.Namespace) -> int:
         f"({scenario.duration_h * 3600 / wall:,.0f}x real time). Report: {out / 'report.html'}"
     )
     return EXIT_OK
+
+
+def _describe(event: dict[str, object]) -> str:
+    """One line per scenario event, for the end of `simulate`."""
+    when = str(event.get("at") or event.get("from"))[11:16]
+    match event["kind"]:
+        case "demand_response":
+            answers = event["responses"]
+            assert isinstance(answers, dict)
+            said = ", ".join(
+                f"{site} {a['status']}" + (f" ({a['reason']})" if a.get("reason") else "")
+                for site, a in answers.items()
+            )
+            return f"{when} demand response {event['id']}: {said}"
+        case "device_failure":
+            until = str(event["until"])[11:16]
+            return f"{when} {event['factory']}/{event['device']} silent until {until}"
+        case _:
+            return (
+                f"{when} broker down until {str(event['until'])[11:16]}; "
+                f"{event['waiting_when_back']} summaries waited in the outboxes"
+            )
 
 
 async def _run(config: SiteConfig, *, publish: bool) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from drivers.base import Driver
@@ -69,9 +70,12 @@ class Agent:
         *,
         outbox: Outbox | None = None,
         publish: bool = True,
+        connect: Callable[[Sequence[Device]], Driver] | None = None,
     ) -> None:
         """`outbox` defaults to the durable one at the site's `outbox.path`; `publish=False`
-        (`edge-agent run --no-publish`) runs without a broker: summaries stay queued."""
+        (`edge-agent run --no-publish`) runs without a broker: summaries stay queued.
+        `connect` serves each line's (or OPC UA server's) devices with another driver: a
+        bench's in-process plant instead of the protocol stacks."""
         self.config = config
         self.clock = clock
         self.publish = publish
@@ -92,14 +96,14 @@ class Agent:
                 for d in devices
             }
             self._add(
-                ModbusLineDriver(line, devices, self.clock),
+                connect(devices) if connect else ModbusLineDriver(line, devices, self.clock),
                 Backoff(line.reconnect_initial_s, line.reconnect_max_s),
                 policies,
             )
         for device in self.config.devices:
             if isinstance(device, OpcUaDevice):
                 self._add(
-                    OpcUaDriver(device, self.clock),
+                    connect([device]) if connect else OpcUaDriver(device, self.clock),
                     Backoff(device.reconnect_initial_s, device.reconnect_max_s),
                     {},
                 )

@@ -25,6 +25,7 @@ from .config.catalogue import BUILTIN_CATALOGUE
 from .config.loader import ConfigError, load_site
 from .config.schema import SiteConfig
 from .model import count
+from .ops.logs import setup_logging
 
 __all__ = ["main"]
 
@@ -38,12 +39,25 @@ def _parser() -> argparse.ArgumentParser:
         prog="edge-agent",
         description="Factory energy edge agent: polls Modbus and OPC UA equipment and "
         "publishes energy summaries to the park's MQTT broker.",
-        epilog="Exit codes: 0 ok, 1 run-time failure, 2 configuration or usage error, "
-        "130 interrupted.",
+        epilog="examples:\n"
+        "  edge-agent check /etc/edge-agent/site.yaml\n"
+        "  edge-agent --log-format json run /etc/edge-agent/site.yaml\n"
+        "  edge-agent COMMAND --help\n\n"
+        "exit codes:\n"
+        "  0    ok\n"
+        "  1    run-time failure (logged)\n"
+        "  2    configuration or usage error (every problem printed, no traceback)\n"
+        "  130  interrupted (Ctrl-C)",
         formatter_class=raw,
     )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="json: one JSON object per line, with site/device/unit/address (default text)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -162,9 +176,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
+    setup_logging(args.log_level, args.log_format)
     try:
         match args.command:
             case "check":
@@ -193,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `edge-agent check ... | head`
         return EXIT_OK
+    except Exception:  # logged, in the chosen log format, rather than a bare traceback
+        logging.getLogger("edge_agent").critical("edge-agent failed", exc_info=True)
+        return EXIT_FAILED
     return EXIT_FAILED  # pragma: no cover
 
 

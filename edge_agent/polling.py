@@ -147,10 +147,11 @@ class Poller:
             "line": driver.name,
             "device": ",".join(driver.devices),
         }
-        first = context.get(driver.devices[0], {}) if driver.devices else {}
-        for key in ("address", "endpoint"):
-            if key in first:
-                self._line_extra[key] = first[key]
+        if len(driver.devices) == 1:  # a line of one device: its unit too
+            self._line_extra = dict(self._extra[driver.devices[0]])
+        elif driver.devices:
+            first = context.get(driver.devices[0], {})
+            self._line_extra.update({k: first[k] for k in ("address", "endpoint") if k in first})
         policies = policies or {}
         self._health = {
             d: _Health(

@@ -116,6 +116,11 @@ class ModbusLineDriver:
     def poll_groups(self) -> Sequence[PollGroup]:
         return list(self._plans)
 
+    def _where(self, device: ModbusDevice) -> dict[str, object]:
+        """Log fields that say where the device is (see edge_agent/ops/logs.py)."""
+        address = self._lane_of[device.name].connection.address
+        return {"device": device.name, "unit": device.unit, "line": self.name, "address": address}
+
     def requests_per_round(self) -> int:
         """Requests one read of every group takes with the plans as learned so far."""
         return sum(len(p.requests) for p in self._plans.values())
@@ -171,7 +176,14 @@ class ModbusLineDriver:
             if exc.code == ILLEGAL_DATA_ADDRESS:
                 await self._split(device, state, request, words, refusals)
                 return
-            log.warning("%s unit %d %s: %s", device.name, device.unit, request.describe(), exc)
+            log.warning(
+                "%s unit %d %s: %s",
+                device.name,
+                device.unit,
+                request.describe(),
+                exc,
+                extra=self._where(device),
+            )
             for span in request.spans:
                 refusals[span.key] = str(exc)
             return
@@ -203,6 +215,7 @@ class ModbusLineDriver:
                 span.table.value,
                 span.address,
                 RETRY_REFUSED_EVERY,
+                extra=self._where(device),
             )
             return
         middle = len(request.spans) // 2
@@ -226,6 +239,7 @@ class ModbusLineDriver:
             device.unit,
             request.describe(),
             len(parts),
+            extra=self._where(device),
         )
         for part in parts:
             await self._read_block(device, state, part, words, refusals)
@@ -246,7 +260,13 @@ class ModbusLineDriver:
         state.refused.remove(span)
         state.requests.append(single)
         words[span.key] = block
-        log.info("%s unit %d: %s is readable again", device.name, device.unit, span.key)
+        log.info(
+            "%s unit %d: %s is readable again",
+            device.name,
+            device.unit,
+            span.key,
+            extra=self._where(device),
+        )
 
     async def _request(self, device: ModbusDevice, request: ReadRequest) -> list[int]:
         lane = self._lane_of[device.name]
@@ -336,6 +356,7 @@ class ModbusLineDriver:
             value,
             function,
             " ".join(f"{w:04X}" for w in words),
+            extra=self._where(device),
         )
         if point.verify_write:
             back = await self._read_point(device, name, point)

@@ -53,6 +53,17 @@ class OpcUaDriver:
     def devices(self) -> Sequence[str]:
         return [self._device.name]
 
+    def _where(self, point: str, node_id: object) -> dict[str, object]:
+        """Log fields that say where the value is (see edge_agent/ops/logs.py)."""
+        fields: dict[str, object] = {
+            "device": self._device.name,
+            "point": point,
+            "endpoint": self._device.endpoint,
+        }
+        if node_id is not None:
+            fields["node_id"] = str(node_id)
+        return fields
+
     def poll_groups(self) -> Sequence[PollGroup]:
         return self._groups
 
@@ -72,6 +83,7 @@ class OpcUaDriver:
                         self._device.name,
                         name,
                         point.browse_path,
+                        extra=self._where(name, None),
                     )
             if self._device.mode == "subscribe":
                 for group in self._groups:
@@ -134,7 +146,14 @@ class OpcUaDriver:
         if not sample.good:
             if point_id not in self._bad_logged:  # once per point, not every poll
                 self._bad_logged.add(point_id)
-                log.warning("%s %s (%s): %s", self._device.name, name, point.node_id, sample.status)
+                log.warning(
+                    "%s %s (%s): %s",
+                    self._device.name,
+                    name,
+                    point.node_id,
+                    sample.status,
+                    extra=self._where(name, point.node_id),
+                )
             return Reading(point_id, None, Quality.BAD, at, sample.status, sample.source_at)
         self._bad_logged.discard(point_id)
         value = sample.value
@@ -171,6 +190,7 @@ class OpcUaDriver:
             point.node_id,
             value,
             f" via method {point.method}" if point.method else "",
+            extra=self._where(name, point.node_id),
         )
 
 

@@ -164,14 +164,23 @@ def setup_logging(
     *,
     stream: TextIO | None = None,
     repeat_window_s: float = 60.0,
-) -> logging.Handler:
-    """Replace the root logger's handlers with one that writes `log_format` to `stream`
-    (stderr, which systemd hands to the journal). Returns the handler."""
+    force: bool = False,
+) -> logging.Handler | None:
+    """Give the root logger one handler that writes `log_format` to `stream` (stderr, which
+    systemd hands to the journal), and return it.
+
+    Like `logging.basicConfig`, it leaves a root logger that someone else has configured
+    alone (a test runner capturing logs, an embedding application) and returns None, unless
+    `force`; a handler it installed before is replaced."""
+    root = logging.getLogger()
+    foreign = [h for h in root.handlers if not getattr(h, "edge_agent_handler", False)]
+    if foreign and not force:
+        return None
     handler = logging.StreamHandler(stream or sys.stderr)
+    handler.edge_agent_handler = True  # type: ignore[attr-defined]
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
     handler.addFilter(RepeatFilter(repeat_window_s))
-    root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)

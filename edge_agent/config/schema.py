@@ -86,9 +86,9 @@ class SummaryConfig(StrictModel):
     interval_s: int = Field(default=60, ge=1, le=3600)
     """Length of one summary; intervals are aligned to multiples of it since midnight UTC."""
     settle_s: float = Field(default=2.0, ge=0, le=60)
+    """How long after an interval ends the summary waits for the boundary's readings."""
     billing_window_s: int = Field(default=900, ge=60, le=3600)
     """The utility's demand window (15 or 30 min); each summary carries the window's demand."""
-    """How long after an interval ends the summary waits for the boundary's readings."""
 
     @field_validator("interval_s")
     @classmethod

@@ -44,10 +44,10 @@ def _parser() -> argparse.ArgumentParser:
         "  edge-agent --log-format json run /etc/edge-agent/site.yaml\n"
         "  edge-agent COMMAND --help\n\n"
         "exit codes:\n"
-        "  0    ok\n"
+        "  0    ok, also after a graceful stop on SIGINT / SIGTERM\n"
         "  1    run-time failure (logged)\n"
         "  2    configuration or usage error (every problem printed, no traceback)\n"
-        "  130  interrupted (Ctrl-C)",
+        "  130  stopped by force: a second signal, or a stop past its 10 s bound",
         formatter_class=raw,
     )
     parser.add_argument(

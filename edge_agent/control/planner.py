@@ -446,6 +446,19 @@ def violations(problem: PlanProblem, plan: Plan) -> list[str]:
 # --- The MILP -----------------------------------------------------------------------------
 
 
+HIGHS_OPTIONS: dict[str, bool | int | float | str] = {
+    "output_flag": False,
+    # One thread: the gateway has 2 cores and the agent's polling and publishing share them;
+    # HiGHS's parallel MIP tasks would only steal from the live loop.
+    "threads": 1,
+    # The objective counts from the base load's cost and can be near 0 (everything in PV
+    # surplus); 100 VND absolute is then close enough.
+    "mip_abs_gap": 100.0,
+    "random_seed": 0,
+}
+"""Options for every solve; time_limit and mip_rel_gap come from `solve`'s arguments."""
+
+
 class _Model:
     """Columns, rows and triplets gathered in numpy chunks, passed to HiGHS in one call:
     building with highspy's per-variable objects costs more than the solve at this size."""
@@ -503,18 +516,12 @@ class _Model:
         start = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(np.bincount(cols, minlength=n), out=start[1:])
         solver = highspy.Highs()  # type: ignore[no-untyped-call]
-        # One thread: the gateway has 2 cores and the agent's polling and publishing share
-        # them; HiGHS's parallel MIP tasks would only steal from the live loop.
-        for option, value in (
-            ("output_flag", False),
-            ("threads", 1),
-            ("time_limit", max(time_limit_s, 1e-6)),
-            ("mip_rel_gap", mip_gap),
-            # The objective counts from the base load's cost and can be near 0 (everything
-            # in PV surplus); 100 VND absolute is then close enough.
-            ("mip_abs_gap", 100.0),
-            ("random_seed", 0),
-        ):
+        options = {
+            **HIGHS_OPTIONS,
+            "time_limit": max(time_limit_s, 1e-6),
+            "mip_rel_gap": mip_gap,
+        }
+        for option, value in options.items():
             solver.setOptionValue(option, value)
         solver.passModel(
             n,
@@ -558,46 +565,41 @@ class _OnTerms:
 
 
 def _build(
-    problem: PlanProblem, arrays: _Arrays, previous: Bools | None, churn: float
+    problem: PlanProblem,
+    arrays: _Arrays,
+    previous: Bools | None,
+    churn: float,
+    *,
+    free: Bools | None = None,
+    fixed: Bools | None = None,
 ) -> tuple[_Model, list[_OnTerms]]:
+    """The MILP; with `free`, only those loads get columns, the others are constants at
+    their `fixed` running states (a neighbourhood of a plan)."""
     model = _Model()
     slots, hours = arrays.slots, arrays.hours
-    inf = highspy.kHighsInf
     # A batch under way is a constant; an interruptible run's locked slots are columns fixed
     # at 1 (they count towards its energy and its minimum run).
     fixed_kw = np.zeros(slots)
-    for spec in arrays.specs:
-        if spec.is_batch:
+    if free is None:
+        free = np.ones(len(arrays.specs), dtype=np.bool_)
+    for row, spec in enumerate(arrays.specs):
+        if not free[row]:
+            assert fixed is not None
+            fixed_kw += spec.load.power_kw * fixed[row]
+        elif spec.is_batch:
             fixed_kw += spec.load.power_kw * spec.locked
 
-    # Site rows: Σ P·on − imported − over ≤ pv − base − locked loads. `imported` is capped at
-    # the limit; what goes above it is `over`, paid at the price plus the breach penalty.
-    limit = arrays.limit if problem.export_allowed else np.maximum(arrays.limit, 0.0)
-    imported = model.cols(slots, -inf if problem.export_allowed else 0.0, limit, integer=False)
-    over = model.cols(slots, 0.0, inf, integer=False)
-    model.cost(imported, arrays.weight * hours)
-    model.cost(over, (arrays.weight + problem.over_limit_vnd_per_kwh) * hours)
-    site = model.rows(slots, -inf, -(arrays.base_net + fixed_kw))
-    model.entries(site, imported, -1.0)
-    model.entries(site, over, -1.0)
-    # The objective counts from the base load's cost, so the MIP gap is relative to what the
-    # plan decides, not to the site's whole bill.
-    baseline = _imported(arrays.base_net + fixed_kw, problem.export_allowed)
-    model.offset -= float((arrays.weight * baseline).sum()) * hours
-    if problem.capacity_vnd_per_kw > 0:
-        peak = model.cols(1, problem.peak_so_far_kw, inf, integer=False)
-        model.cost(peak, problem.capacity_vnd_per_kw)
-        model.offset -= problem.capacity_vnd_per_kw * problem.peak_so_far_kw
-        rows = model.rows(slots, -inf, 0.0)
-        model.entries(rows, imported, 1.0)
-        model.entries(rows, over, 1.0)
-        model.entries(rows, np.full(slots, peak[0]), -1.0)
-
+    site = _site_rows(model, problem, arrays, fixed_kw)
     terms: list[_OnTerms] = []
     for row, spec in enumerate(arrays.specs):
         load = spec.load
         kwh = load.power_kw * hours
-        on = _batch_terms(model, spec) if spec.is_batch else _run_terms(model, spec, hours)
+        if not free[row]:
+            on = _OnTerms(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        elif spec.is_batch:
+            on = _batch_terms(model, spec)
+        else:
+            on = _run_terms(model, spec, hours)
         terms.append(on)
         if not len(on.col):
             continue
@@ -617,6 +619,34 @@ def _build(
         if load.band is not None:
             _band_rows(model, spec, on, hours, problem.band_breach_vnd_per_kwh)
     return model, terms
+
+
+def _site_rows(model: _Model, problem: PlanProblem, arrays: _Arrays, fixed_kw: Floats) -> Ints:
+    """Σ P·on − imported − over ≤ pv − base − fixed loads, one row per slot. `imported` is
+    capped at the limit; what goes above it is `over`, paid at the price plus the breach
+    penalty; a capacity charge adds the peak of imported + over."""
+    slots, hours, inf = arrays.slots, arrays.hours, highspy.kHighsInf
+    limit = arrays.limit if problem.export_allowed else np.maximum(arrays.limit, 0.0)
+    imported = model.cols(slots, -inf if problem.export_allowed else 0.0, limit, integer=False)
+    over = model.cols(slots, 0.0, inf, integer=False)
+    model.cost(imported, arrays.weight * hours)
+    model.cost(over, (arrays.weight + problem.over_limit_vnd_per_kwh) * hours)
+    site = model.rows(slots, -inf, -(arrays.base_net + fixed_kw))
+    model.entries(site, imported, -1.0)
+    model.entries(site, over, -1.0)
+    # The objective counts from the base load's cost, so the MIP gap is relative to what the
+    # plan decides, not to the site's whole bill.
+    baseline = _imported(arrays.base_net, problem.export_allowed)
+    model.offset -= float((arrays.weight * baseline).sum()) * hours
+    if problem.capacity_vnd_per_kw > 0:
+        peak = model.cols(1, problem.peak_so_far_kw, inf, integer=False)
+        model.cost(peak, problem.capacity_vnd_per_kw)
+        model.offset -= problem.capacity_vnd_per_kw * problem.peak_so_far_kw
+        rows = model.rows(slots, -inf, 0.0)
+        model.entries(rows, imported, 1.0)
+        model.entries(rows, over, 1.0)
+        model.entries(rows, np.full(slots, peak[0]), -1.0)
+    return site
 
 
 def _batch_terms(model: _Model, spec: _Spec) -> _OnTerms:
@@ -684,27 +714,40 @@ def _run_terms(model: _Model, spec: _Spec, hours: float) -> _OnTerms:
 
 
 def _band_rows(model: _Model, spec: _Spec, on: _OnTerms, hours: float, price: float) -> None:
-    """level[t+1] = level[t] + gain·P·h·on[t] − draw[t] + fill[t] − spill[t], the level kept
-    in band by its bounds; fill and spill are the soft part, priced per kWh they stand for."""
+    """The level as a count: after slot t it is level + g·n[t] − draw[..t], n[t] the slots
+    run so far (g = gain·P·h), so the band is an integer interval for n[t] and its bounds
+    can be rounded inwards. n[t] = n[t−1] + on[t] + fill[t] − spill[t]; on a cumulative sum
+    with interval bounds the LP relaxation is integral (an interval matrix), which the
+    level-in-units form is not: that one left HiGHS seconds of cuts for a single store.
+    fill and spill are the soft part, priced per slot of running they stand for."""
     band = spec.load.band
     assert band is not None
     slots = len(spec.allowed)
     inf = highspy.kHighsInf
     gain = band.gain_per_kwh * spec.load.power_kw * hours
-    level = model.cols(slots, band.minimum, band.maximum, integer=False)
+    drawn = np.cumsum(np.asarray(band.draw_per_slot, dtype=np.float64))
+    lower = np.ceil((band.minimum - band.level + drawn) / gain - 1e-9)
+    upper = np.floor((band.maximum - band.level + drawn) / gain + 1e-9)
+    lower = np.minimum(lower, upper)  # a band narrower than one slot's rise: stay below it
+    count = model.cols(slots, lower, upper, integer=False)
     fill = model.cols(slots, 0.0, inf, integer=False)
     spill = model.cols(slots, 0.0, inf, integer=False)
-    model.cost(fill, price / band.gain_per_kwh)
-    model.cost(spill, price / band.gain_per_kwh)
-    fixed = spec.locked if spec.is_batch else np.zeros(slots, dtype=np.bool_)
-    rhs = gain * fixed - np.asarray(band.draw_per_slot, dtype=np.float64)
-    rhs[0] += band.level
-    rows = model.rows(slots, rhs, rhs)
-    model.entries(rows, level, 1.0)
-    model.entries(rows[1:], level[:-1], -1.0)
+    model.cost(fill, price * spec.load.power_kw * hours)
+    model.cost(spill, price * spec.load.power_kw * hours)
+    fixed = (spec.locked if spec.is_batch else np.zeros(slots, dtype=np.bool_)).astype(float)
+    rows = model.rows(slots, fixed, fixed)
+    model.entries(rows, count, 1.0)
+    model.entries(rows[1:], count[:-1], -1.0)
     model.entries(rows, fill, -1.0)
     model.entries(rows, spill, 1.0)
-    model.entries(rows[on.slot], on.col, -gain)
+    model.entries(rows[on.slot], on.col, -1.0)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    on: Bools
+    optimal: bool
+    bound: float | None  # HiGHS's dual bound, for the whole model only
 
 
 def _milp(
@@ -714,17 +757,15 @@ def _milp(
     previous: Bools | None,
     churn: float,
     hint: Bools,
-    deadline: float,
+    time_limit_s: float,
     mip_gap: float,
-) -> tuple[Bools, Status, float | None] | None:
-    """HiGHS's best plan by `deadline` (perf_counter), or None. `hint` (a valid plan) is the
-    MIP start: with an incumbent from the first node, HiGHS spends its time on the bound
-    instead of on heuristics."""
-    model, terms = _build(problem, arrays, previous, churn)
-    budget = deadline - time.perf_counter()
-    if budget <= 0:
-        return None
-    solver = model.highs(budget, mip_gap)
+    free: Bools | None = None,
+) -> _Outcome | None:
+    """HiGHS's best plan within `time_limit_s`, or None. `hint` (a valid plan) is the MIP
+    start, so HiGHS has an incumbent from the first node. With `free`, only those loads
+    move; the others stay as in `hint`."""
+    model, terms = _build(problem, arrays, previous, churn, free=free, fixed=hint)
+    solver = model.highs(time_limit_s, mip_gap)
     cols, values = [], []
     for row, (spec, term) in enumerate(zip(arrays.specs, terms, strict=True)):
         col, value = term.hint(hint[row], spec.was_on)
@@ -738,12 +779,99 @@ def _milp(
     if info.primal_solution_status != int(highspy.SolutionStatus.kSolutionStatusFeasible):
         return None
     solution = np.asarray(solver.getSolution().col_value)
-    on = np.zeros((len(arrays.specs), arrays.slots), dtype=np.bool_)
+    on = hint.copy()
     for row, (spec, term) in enumerate(zip(arrays.specs, terms, strict=True)):
-        level = np.bincount(term.slot, solution[term.col], minlength=arrays.slots)
-        on[row] = (level > 0.5) | spec.locked
+        if free is None or free[row]:
+            level = np.bincount(term.slot, solution[term.col], minlength=arrays.slots)
+            on[row] = (level > 0.5) | spec.locked
     optimal = solver.getModelStatus() == highspy.HighsModelStatus.kOptimal
-    return on, "optimal" if optimal else "feasible", float(info.mip_gap)
+    bound = float(info.mip_dual_bound) if free is None else None
+    return _Outcome(on, optimal, bound)
+
+
+def _valid(arrays: _Arrays, on: Bools) -> bool:
+    return not any(_spec_violations(spec, on[row]) for row, spec in enumerate(arrays.specs))
+
+
+# Loads per neighbourhood: few enough that HiGHS usually solves one in tens of milliseconds.
+_NEIGHBOURHOOD = 4
+
+
+def _search(
+    problem: PlanProblem,
+    arrays: _Arrays,
+    *,
+    previous: Bools | None,
+    churn: float,
+    start: Bools,
+    deadline: float,
+    mip_gap: float,
+) -> tuple[Bools, Status | None, float | None]:
+    """The whole MILP for part of the budget (it may prove optimality, and its bound gives
+    the gap), then large-neighbourhood search for the rest: re-solve a few loads at a time
+    with the others fixed, keeping every improvement. On a site of 50+ loads with stores and
+    minimum runs, HiGHS alone spends seconds in root cuts and sub-MIPs before it improves on
+    the greedy start; a neighbourhood of a few loads takes it milliseconds."""
+
+    def score(on: Bools) -> float:
+        return _assess(problem, arrays, on, previous, churn).objective_vnd
+
+    best, best_score = start, score(start)
+    status: Status | None = None  # None: HiGHS had no solution in time
+    bound = None
+    budget = deadline - time.perf_counter()
+    whole = _milp(
+        problem,
+        arrays,
+        previous=previous,
+        churn=churn,
+        hint=best,
+        time_limit_s=budget * 0.4 if len(arrays.specs) > _NEIGHBOURHOOD else budget,
+        mip_gap=mip_gap,
+    )
+    if whole is not None and _valid(arrays, whole.on):
+        bound, status = whole.bound, "feasible"
+        if (value := score(whole.on)) <= best_score:
+            best, best_score = whole.on, value
+        if whole.optimal:
+            return best, "optimal", _gap(best_score, bound)
+    loads = len(arrays.specs)
+    order = np.random.default_rng(0).permutation(loads)
+    stale = 0  # neighbourhoods since the last improvement
+    at = 0
+    while loads > _NEIGHBOURHOOD and stale < loads:
+        remaining = deadline - time.perf_counter()
+        if remaining < 0.02:
+            break
+        free = np.zeros(loads, dtype=np.bool_)
+        free[np.take(order, range(at, at + _NEIGHBOURHOOD), mode="wrap")] = True
+        at += _NEIGHBOURHOOD
+        found = _milp(
+            problem,
+            arrays,
+            previous=previous,
+            churn=churn,
+            hint=best,
+            time_limit_s=remaining,
+            mip_gap=mip_gap / 10,
+            free=free,
+        )
+        stale += _NEIGHBOURHOOD
+        if found is not None and _valid(arrays, found.on):
+            status = "feasible"
+            value = score(found.on)
+            if value < best_score - 1.0:
+                best, best_score, stale = found.on, value, 0
+    gap = _gap(best_score, bound)
+    if gap is not None and gap <= mip_gap:  # what HiGHS itself calls optimal
+        status = "optimal"
+    return best, status, gap
+
+
+def _gap(value: float, bound: float | None) -> float | None:
+    if bound is None:
+        return None
+    return max(0.0, value - bound) / max(abs(value), 1.0)
 
 
 # --- The rules: a greedy that always answers ----------------------------------------------
@@ -918,23 +1046,21 @@ def solve(
         kept = _assess(problem, arrays, before, before, churn_vnd_per_kwh).objective_vnd
         if kept <= _assess(problem, arrays, greedy, before, churn_vnd_per_kwh).objective_vnd:
             fallback = (before, "last-plan")
-    result = _milp(
-        problem,
-        arrays,
-        previous=before,
-        churn=churn_vnd_per_kwh,
-        hint=fallback[0],
-        deadline=started + time_limit_s,
-        mip_gap=mip_gap,
-    )
     gap = None
     on, status = fallback
-    if result is not None and not any(
-        _spec_violations(spec, result[0][row]) for row, spec in enumerate(arrays.specs)
-    ):
-        on, status, gap = result
-    elif keep and before is not None:
-        on, status = before, "last-plan"
+    # HiGHS gets what is left of the budget, less a margin for the answer's assessment.
+    deadline = started + time_limit_s * 0.95 - 0.005
+    if deadline - time.perf_counter() > 0.005:
+        on, found, gap = _search(
+            problem,
+            arrays,
+            previous=before,
+            churn=churn_vnd_per_kwh,
+            start=fallback[0],
+            deadline=deadline,
+            mip_gap=mip_gap,
+        )
+        status = found or status
     assessment = _assess(problem, arrays, on, before, churn_vnd_per_kwh)
     return _plan(
         problem, arrays, on=on, status=status, gap=gap, started=started, assessment=assessment

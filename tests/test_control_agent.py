@@ -8,20 +8,23 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 
 from edge_agent.agent import Agent
 from edge_agent.clock import SimClock
 from edge_agent.config.loader import load_modbus_model, load_opcua_model, load_site
 from edge_agent.northbound.outbox import MemoryOutbox
+from simulators.broker import MosquittoBroker
 from simulators.machines import Chiller
 from simulators.meter import MeterModel
 from simulators.modbus_server import ModbusSimulator, SimulatedUnit
 from simulators.opcua_server import OpcUaSimulator, SimulatedMachine
-from tests.conftest import free_port
+from tests.conftest import free_port, receive
 
 
 @dataclass
@@ -154,3 +157,48 @@ async def test_advisory_mode_decides_but_never_writes(
     actions = summary["control"]["actions"]
     assert summary["control"]["mode"] == "advisory"
     assert any(a["kind"] == "shed" and a["written"] is False for a in actions)
+
+
+async def test_a_demand_response_request_is_answered_held_and_reported(
+    tmp_path: Path, clock: SimClock, factory: Factory, broker: MosquittoBroker
+) -> None:
+    """The park asks for 150 kW from in 5 minutes: the answer says whether the site can,
+    from what it can shed now; during the event the limit in force is the event's."""
+    path = site(tmp_path, factory, limit_kw=400)
+    path.write_text(
+        path.read_text().replace(
+            "summary:", f"broker: {{host: 127.0.0.1, port: {broker.port}}}\nsummary:"
+        )
+    )
+    agent = Agent(load_site(path), clock)
+    base = "energy/v1/test-park/cold-store"
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(agent.run(stop))
+        async with asyncio.timeout(10):
+            await agent.publisher.ready.wait()
+        await clock.advance(30)  # a few cycles: the demand is known
+        async with aiomqtt.Client("127.0.0.1", broker.port) as park:
+            await park.subscribe(f"{base}/command-responses", qos=1)
+            await park.subscribe(f"{base}/summary", qos=1)
+            request = {
+                "type": "demand_response",
+                "id": "dr-1",
+                "site": "cold-store",
+                "limit_kw": 150,
+                "start": (clock.now() + timedelta(minutes=5)).isoformat(),
+                "duration_s": 1800,
+            }
+            await park.publish(f"{base}/commands/demand_response", json.dumps(request), qos=1)
+            [answer] = await receive(park, 1)
+            await clock.advance(900)
+            summaries = await receive(park, 2)
+        stop.set()
+    assert answer["status"] == "accepted"
+    assert answer["can_comply"] is False  # 180 kW of base load alone is over 150 kW
+    assert "kW sheddable" in answer["detail"]
+    during = summaries[-1]["control"]
+    assert during["limit_kw"] == 150
+    assert during["limit_source"] == "demand response dr-1"
+    assert during["demand_response"][0]["id"] == "dr-1"
+    assert during["demand_response"][0]["baseline_kw"] is not None

@@ -364,7 +364,45 @@ def _view(agents: list[Agent], received: deque[dict[str, Any]], now: datetime) -
         summaries.add_column(column, justify="right")
     for s in received:
         summaries.add_row(*_summary_cells(s))
-    return Group(readings, summaries)
+    controlled = [a for a in agents if a.controller is not None]
+    if not controlled:
+        return Group(readings, summaries)
+    return Group(readings, _control_view(controlled, now), summaries)
+
+
+def _control_view(agents: list[Agent], now: datetime) -> Table:
+    """Demand against the limit, the loads, and the last actions with their reasons."""
+    table = Table(title="Control: billing-window demand against the limit, and the last actions")
+    for column in ("site", "mode", "window kW", "limit kW", "loads", "last actions (why)"):
+        table.add_column(column, justify="left")
+    for agent in agents:
+        control = agent.controller
+        assert control is not None
+        projected = control.projected_kw
+        over = projected is not None and projected > control.limit_kw
+        window = "-" if projected is None else f"{'[red]' if over else '[green]'}{projected:,.0f}"
+        states = control.guard.states.values()
+        loads = (
+            f"{sum(s.on for s in states)} on, "
+            f"{sum(not s.on and s.held_by == 'limiter' for s in states)} shed, "
+            f"{sum(not s.on and s.held_by == 'plan' for s in states)} deferred"
+        )
+        actions = "\n".join(
+            f"{a.at.astimezone(UTC):%H:%M:%S} {a.reason[:110]}"
+            + ("" if a.written or a.refused else " [dim](advisory)")
+            + (f" [yellow](refused: {a.refused})" if a.refused else "")
+            for a in control.last_actions[-3:]
+        )
+        table.add_row(
+            agent.config.site.name,
+            "advisory" if control.guard.advisory else "active",
+            window,
+            f"{control.limit_kw:,.0f}"
+            + ("" if control.limit_source == "demand limit" else " (DR)"),
+            loads,
+            actions or "-",
+        )
+    return table
 
 
 def _summary_cells(s: dict[str, Any]) -> list[str]:

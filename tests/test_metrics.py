@@ -18,6 +18,7 @@ from edge_agent.ops.exposition import Family, escape_label_value, render
 from edge_agent.ops.health import DeviceHealth, Health, assess
 from edge_agent.ops.histogram import Histogram
 from edge_agent.ops.http import OpsServer
+from simulators.faults import Fault
 from simulators.meter import MeterModel
 from simulators.modbus_server import ModbusSimulator, SimulatedUnit
 from simulators.ports import free_port
@@ -249,3 +250,43 @@ async def test_failing_health_is_a_503_and_bad_requests_are_answered() -> None:
         serving.cancel()
         with pytest.raises(asyncio.CancelledError):
             await serving
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [
+        (Fault.exception(4), "exception"),
+        (Fault.no_answer(), "timeout"),
+        (Fault.corrupt(), "garbage"),
+    ],
+)
+async def test_faults_are_counted_by_kind(
+    tmp_path: Path, clock: SimClock, fault: Fault, kind: str
+) -> None:
+    points = load_modbus_model("eastron-sdm630").points
+    meter = MeterModel(clock, seed=4)
+    unit = SimulatedUnit(1, points, meter.values)
+    site = tmp_path / "site.yaml"
+    async with ModbusSimulator([unit]) as server:
+        site.write_text(f"""
+site: {{name: press-shop, park: test-park}}
+devices:
+  - {{name: m, driver: modbus-tcp, model: eastron-sdm630, host: 127.0.0.1, port: {server.port},
+     timeout_s: 0.2}}
+""")
+        agent = Agent(load_site(site), clock, outbox=MemoryOutbox(), publish=False)
+        [poller] = agent.pollers
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(agent.run(stop))
+            await agent.started.wait()
+            await clock.advance(3)
+            stats = poller.stats.devices["m"]
+            assert stats.errors_by_kind == {}
+            unit.fault = fault
+            await clock.advance(3)
+            unit.fault = None
+            stop.set()
+    assert stats.errors_by_kind.get(kind, 0) >= 1, stats.errors_by_kind
+    # A unit that answers nothing usable several times in a row also gets its line reconnected.
+    assert set(stats.errors_by_kind) - {"disconnect"} == {kind}

@@ -72,7 +72,7 @@ class OpsServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                status, content_type, body = await self._answer(reader)
+                method, status, content_type, body = await self._answer(reader)
                 head = (
                     f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
                     f"Content-Type: {content_type}\r\n"
@@ -80,7 +80,7 @@ class OpsServer:
                     "Cache-Control: no-store\r\n"
                     "Connection: close\r\n\r\n"
                 )
-                writer.write(head.encode("ascii") + body)
+                writer.write(head.encode("ascii") + (b"" if method == "HEAD" else body))
                 await writer.drain()
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away or stalled; nothing to answer
@@ -92,22 +92,22 @@ class OpsServer:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
                     await writer.wait_closed()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> tuple[int, str, bytes]:
+    async def _answer(self, reader: asyncio.StreamReader) -> tuple[str, int, str, bytes]:
+        """(method, status, content type, body); a HEAD gets the headers of the GET."""
         request_line = (await reader.readline()).decode("latin-1").split()
         for _ in range(_MAX_HEADERS):
             if (await reader.readline()) in (b"\r\n", b"\n", b""):
                 break
         if len(request_line) != 3:
-            return 400, "text/plain; charset=utf-8", b"bad request\n"
+            return "", 400, "text/plain; charset=utf-8", b"bad request\n"
         method, target, _ = request_line
         path = target.split("?", 1)[0]
         if path not in ("/metrics", "/health"):
-            return 404, "text/plain; charset=utf-8", b"try /metrics or /health\n"
+            return method, 404, "text/plain; charset=utf-8", b"try /metrics or /health\n"
         if method not in ("GET", "HEAD"):
-            return 405, "text/plain; charset=utf-8", b"GET only\n"
+            return method, 405, "text/plain; charset=utf-8", b"GET only\n"
         if path == "/metrics":
-            body = self._metrics().encode()
-            return 200, CONTENT_TYPE, b"" if method == "HEAD" else body
+            return method, 200, CONTENT_TYPE, self._metrics().encode()
         health = self._health()
         body = (json.dumps(health.as_json()) + "\n").encode()
-        return health.http_status, "application/json", b"" if method == "HEAD" else body
+        return method, health.http_status, "application/json", body

@@ -20,10 +20,10 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, Field, PositiveFloat
+from pydantic import AwareDatetime, BeforeValidator, Field, PositiveFloat
 
 from edge_agent.agent import Agent
 from edge_agent.clock import Clock, SimClock
@@ -69,13 +69,23 @@ class FactorySpec(StrictModel):
     machines: list[MachineSpec] = Field(default_factory=list)
 
 
+def _with_offset(value: object) -> object:
+    """A start without its UTC offset is ambiguous by hours: say so, and how to write it."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError(
+            "expected a date and time with its UTC offset, like 2026-03-02T00:00:00+07:00; "
+            f"found {value.isoformat()}"
+        )
+    return value
+
+
 class Scenario(StrictModel):
     """A simulated stretch of a park's life, read from configs/scenarios/*.yaml."""
 
     name: Name
     park: Name
     timezone: str = "Asia/Ho_Chi_Minh"
-    start: AwareDatetime
+    start: Annotated[AwareDatetime, BeforeValidator(_with_offset)]
     duration_h: PositiveFloat = 24
     seed: int = 1
     poll_interval_s: PositiveFloat = 5

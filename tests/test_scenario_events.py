@@ -1,0 +1,105 @@
+"""Scenario events on a real park: a demand-response request answered over MQTT, a meter
+and a machine that go silent, and a broker outage after which every summary still arrives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from simulators.park import Scenario, simulate
+
+HOUR = {
+    "name": "outage-hour",
+    "park": "binh-duong-1",
+    "start": "2026-03-02T17:00:00+07:00",
+    "duration_h": 1,
+    "seed": 3,
+    "poll_interval_s": 10,
+    "summary_interval_s": 300,
+    "factories": [
+        {
+            "name": "press-shop",
+            "base_load_kw": 180,
+            "machines": [{"name": "furnace-1", "model": "electric-furnace"}],
+        }
+    ],
+    "events": [
+        {
+            "at": "17:05",
+            "kind": "demand_response",
+            "id": "dr-1",
+            "factory": "press-shop",
+            "start": "17:10",
+            "duration_min": 30,
+            "limit_kw": 250,
+        },
+        {
+            "at": "17:06",
+            "kind": "demand_response",
+            "id": "dr-2",
+            "duration_min": 30,
+            "limit_kw": 2_000_000,
+        },
+        {
+            "at": "17:08",
+            "kind": "device_failure",
+            "factory": "press-shop",
+            "device": "incomer",
+            "duration_min": 1,
+        },
+        {
+            "at": "17:12",
+            "kind": "device_failure",
+            "factory": "press-shop",
+            "device": "furnace-1",
+            "duration_min": 1,
+        },
+        {"at": "17:20", "kind": "broker_outage", "duration_min": 10},
+        {
+            "at": "17:25",
+            "kind": "demand_response",
+            "id": "dr-3",
+            "duration_min": 10,
+            "reduction_kw": 20,
+        },
+    ],
+}
+
+
+async def test_events_happen_at_their_moments_and_no_summary_is_lost(tmp_path: Path) -> None:
+    scenario = Scenario.model_validate(HOUR)
+    metrics = await simulate(scenario, tmp_path)
+    events = metrics["events"]
+    accepted, rejected, during_outage = events[0], events[1], events[5]
+    assert accepted["responses"] == {
+        "press-shop": {"status": "accepted", "reason": None, "at": "2026-03-02T17:05:00+07:00"}
+    }
+    assert (accepted["start"], accepted["end"]) == (
+        "2026-03-02T17:10:00+07:00",
+        "2026-03-02T17:40:00+07:00",
+    )
+    answer = rejected["responses"]["press-shop"]
+    assert answer["status"] == "rejected"
+    assert "limit_kw" in answer["reason"]
+    assert during_outage["responses"]["press-shop"]["status"] == "not sent"
+    assert events[2] == {
+        "kind": "device_failure",
+        "factory": "press-shop",
+        "device": "incomer",
+        "from": "2026-03-02T17:08:00+07:00",
+        "until": "2026-03-02T17:09:00+07:00",
+    }
+    outage = events[4]
+    assert (outage["from"], outage["until"]) == (
+        "2026-03-02T17:20:00+07:00",
+        "2026-03-02T17:30:00+07:00",
+    )
+    assert outage["waiting_when_back"] == 4  # two intervals closed while it was down, 2 devices
+    # Zero loss: 12 intervals of two devices, each summary once, none left behind.
+    factory = metrics["factories"]["press-shop"]
+    assert factory["summaries"] == 12 * 2
+    assert metrics["delivery"] == {
+        "summaries_received": 24,
+        "repeats": 0,
+        "left_in_outboxes": 0,
+    }
+    assert factory["data_quality"] < 1.0, "the silent minutes show in the data quality"

@@ -1,0 +1,106 @@
+"""Scenario files: read like site files, so every mistake is named where it is written.
+
+A bad case is a file in scenario_cases/ whose `# expect:` lines list every problem it must
+report (a substring of the message, which starts with file:line:column). A new case needs
+no new code.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from edge_agent.cli import main
+from edge_agent.config.loader import ConfigError
+from simulators.events import BrokerOutageEvent, DemandResponseEvent, timeline
+from simulators.park import load_scenario
+
+CASES = sorted((Path(__file__).parent / "scenario_cases").glob("*.yaml"))
+DEMO = Path(__file__).parents[1] / "configs" / "scenarios" / "demo-park.yaml"
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_bad_scenario_reports_every_problem_with_its_place(case: Path) -> None:
+    expected = re.findall(r"^# expect: (.+)$", case.read_text(), re.MULTILINE)
+    assert expected, f"{case.name} has no '# expect:' line"
+    with pytest.raises(ConfigError) as caught:
+        load_scenario(case)
+    reported = [str(p) for p in caught.value.problems]
+    for message in expected:
+        assert any(message in line for line in reported), (
+            f"expected {message!r} among:\n" + "\n".join(reported)
+        )
+    assert len(reported) == len(expected), "\n".join(reported)
+
+
+def test_simulate_exits_2_with_the_messages_and_no_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    case = Path(__file__).parent / "scenario_cases" / "bad_events.yaml"
+    assert main(["simulate", str(case), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "bad_events.yaml:20:70: events[2].device" in err
+    assert "did you mean 'incomer'?" in err
+    assert "Traceback" not in err
+    assert not any(tmp_path.iterdir()), "nothing is simulated from a bad file"
+
+
+def test_a_missing_file_and_broken_yaml_are_located_too(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nowhere\.yaml:1:1: no such file"):
+        load_scenario(tmp_path / "nowhere.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\nfactories: [\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml:3:1: invalid YAML"):
+        load_scenario(broken)
+
+
+def test_the_demo_park_has_its_three_events() -> None:
+    scenario = load_scenario(DEMO)
+    assert [e.kind for e in scenario.events] == [
+        "device_failure",
+        "broker_outage",
+        "demand_response",
+    ]
+
+
+def test_event_times_are_local_times_of_day_from_the_start() -> None:
+    """ "02:00" in a day from 08:00 is the next morning; what would begin after the end does
+    not happen; an outage that would outlast the end is over at the end."""
+    start = datetime(2026, 3, 2, 8, 0, tzinfo=ZONE)
+    events: list[DemandResponseEvent | BrokerOutageEvent] = [
+        BrokerOutageEvent.model_validate(
+            {"at": "02:00", "kind": "broker_outage", "duration_min": 20}
+        ),
+        BrokerOutageEvent.model_validate(
+            {"at": "07:59", "kind": "broker_outage", "duration_min": 5}
+        ),
+        DemandResponseEvent.model_validate(
+            {
+                "at": "16:30",
+                "kind": "demand_response",
+                "id": "dr",
+                "duration_min": 60,
+                "limit_kw": 9,
+            }
+        ),
+        BrokerOutageEvent.model_validate(
+            {"at": "08:00:30", "kind": "broker_outage", "duration_min": 1}
+        ),
+    ]
+    end = datetime(2026, 3, 3, 2, 10, tzinfo=ZONE)
+    steps = [
+        (s.when.astimezone(ZONE).isoformat(), s.index, s.phase)
+        for s in timeline(list(events), start=start, end=end, zone="Asia/Ho_Chi_Minh")
+    ]
+    assert steps == [
+        ("2026-03-02T08:00:30+07:00", 3, "begin"),
+        ("2026-03-02T08:01:30+07:00", 3, "end"),
+        ("2026-03-02T16:30:00+07:00", 2, "begin"),
+        ("2026-03-03T02:00:00+07:00", 0, "begin"),
+        ("2026-03-03T02:10:00+07:00", 0, "end"),
+    ]

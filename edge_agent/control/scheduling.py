@@ -13,6 +13,7 @@ import logging
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from edge_agent.config.schema import SiteConfig
@@ -20,7 +21,9 @@ from edge_agent.energy.tariff import price_at
 from edge_agent.model import PointId, Quality, Reading
 
 from .loads import Action, LoadState
-from .planner import DeferrableLoad, Plan, Planner, PlanProblem
+
+if TYPE_CHECKING:
+    from .planner import DeferrableLoad, Plan, Planner
 
 __all__ = ["Scheduler"]
 
@@ -34,7 +37,7 @@ class Scheduler:
         self.control = config.control
         self.states = states
         self.deferrable = [s for s in states.values() if s.config.deferrable is not None]
-        self.planner = Planner(time_limit_s=self.control.plan_time_limit_s)
+        self._planner: Planner | None = None
         self.plan: Plan | None = None
         self._plan_slot: datetime | None = None
         self._signature: tuple[object, ...] = ()
@@ -45,6 +48,11 @@ class Scheduler:
     ) -> list[Action]:
         if not self.deferrable:
             return []
+        if self._planner is None:
+            # HiGHS and NumPy cost ~50 MB: loaded only by sites with deferrable loads.
+            from .planner import Planner
+
+            self._planner = Planner(time_limit_s=self.control.plan_time_limit_s)
         slot_s = self.control.plan_slot_s
         slot = datetime.fromtimestamp(now.timestamp() // slot_s * slot_s, UTC)
         work = {s.name: self._work(s, snapshot, slot, now) for s in self.deferrable}
@@ -85,6 +93,8 @@ class Scheduler:
             if deadline_in is None
             else max(1, min(horizon, math.floor((into_slot + deadline_in) / slot_s)))
         )
+        from .planner import DeferrableLoad
+
         if spec.kind == "batch":
             if value(spec.active):
                 return None  # running: it cannot be interrupted, so there is nothing to plan
@@ -122,6 +132,8 @@ class Scheduler:
         snapshot: Mapping[PointId, Reading],
         limit_kw: float,
     ) -> None:
+        from .planner import PlanProblem
+
         slots = self._slots()
         slot_s = self.control.plan_slot_s
         loads = tuple(w for w in work.values() if w is not None)
@@ -139,7 +151,8 @@ class Scheduler:
         shift = 0
         if self._plan_slot is not None:
             shift = max(0, round((slot - self._plan_slot).total_seconds() / slot_s))
-        self.plan = self.planner.replan(problem, shift=shift)
+        assert self._planner is not None
+        self.plan = self._planner.replan(problem, shift=shift)
         self._plan_slot = slot
         if loads:
             log.info(

@@ -823,7 +823,7 @@ def _search(
         previous=previous,
         churn=churn,
         hint=best,
-        time_limit_s=budget * 0.4 if len(arrays.specs) > _NEIGHBOURHOOD else budget,
+        time_limit_s=budget * 0.6 if len(arrays.specs) > _NEIGHBOURHOOD else budget,
         mip_gap=mip_gap,
     )
     if whole is not None and _valid(arrays, whole.on):

@@ -3,6 +3,10 @@
 `Agent.run()` owns every task in one TaskGroup. It returns when `stop` is set: the pollers
 and the summariser are cancelled first, then the publisher gets a bounded moment to send what
 is waiting and to say `offline`. A fault inside any device never reaches this level.
+
+A reload (SIGHUP sets `reload_requested`) re-reads the site file inside that TaskGroup and
+applies only what changed in its devices: the pollers of changed lines restart, the others
+keep running untouched (see `reload.py`).
 """
 
 from __future__ import annotations
@@ -10,18 +14,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+
+from pydantic import ValidationError
 
 from drivers.base import Driver
 from drivers.modbus.driver import ModbusLineDriver
 from drivers.opcua.config import OpcUaDevice
 from drivers.opcua.driver import OpcUaDriver
-from drivers.registry import modbus_lines
 
 from . import __version__
 from .backoff import Backoff
 from .changes import ChangeFilter, Deadband
 from .clock import Clock
+from .config.loader import ConfigError, load_site
 from .config.schema import Device, SiteConfig
 from .control.controller import Controller
 from .model import PointId, Value, count
@@ -35,6 +43,7 @@ from .ops.logs import current_site
 from .ops.metrics import AgentMetrics, LineStats
 from .polling import DevicePolicy, Poller
 from .process_image import ProcessImage
+from .reload import ReloadPlan, Unit, plan_reload, units_of, with_devices
 from .summariser import Summariser
 
 __all__ = ["Agent"]
@@ -62,6 +71,16 @@ def _deadbands(devices: list[Device]) -> dict[str, Deadband]:
     }
 
 
+@dataclass(slots=True)
+class _Polling:
+    """One poller unit as it runs: its share of the site file, driver, poller and task."""
+
+    unit: Unit
+    driver: Driver
+    poller: Poller
+    task: asyncio.Task[None] | None = None
+
+
 class Agent:
     def __init__(
         self,
@@ -71,14 +90,18 @@ class Agent:
         outbox: Outbox | None = None,
         publish: bool = True,
         connect: Callable[[Sequence[Device]], Driver] | None = None,
+        site_file: Path | None = None,
     ) -> None:
         """`outbox` defaults to the durable one at the site's `outbox.path`; `publish=False`
         (`edge-agent run --no-publish`) runs without a broker: summaries stay queued.
         `connect` serves each line's (or OPC UA server's) devices with another driver: a
-        bench's in-process plant instead of the protocol stacks."""
+        bench's in-process plant instead of the protocol stacks. `site_file` is what
+        `reload()` reads again."""
         self.config = config
         self.clock = clock
         self.publish = publish
+        self.site_file = site_file
+        self._connect = connect
         settings = config.outbox
         self.outbox: Outbox = outbox or SqliteOutbox(
             settings.path,
@@ -88,28 +111,15 @@ class Agent:
         )
         self.image = ProcessImage(_stale_ages(self.config.devices))
         self._where = where_devices_are(self.config)
-        self.drivers: list[Driver] = []
-        self.pollers: list[Poller] = []
-        for line, devices in modbus_lines(self.config):
-            policies = {
-                d.name: DevicePolicy(d.degrade_after, 2 * d.poll_interval_s, d.degraded_retry_max_s)
-                for d in devices
-            }
-            self._add(
-                connect(devices) if connect else ModbusLineDriver(line, devices, self.clock),
-                Backoff(line.reconnect_initial_s, line.reconnect_max_s),
-                policies,
-            )
-        for device in self.config.devices:
-            if isinstance(device, OpcUaDevice):
-                self._add(
-                    connect([device]) if connect else OpcUaDriver(device, self.clock),
-                    Backoff(device.reconnect_initial_s, device.reconnect_max_s),
-                    {},
-                )
+        self._polling = {key: self._build(unit) for key, unit in units_of(self.config).items()}
+        self.drivers: list[Driver] = [p.driver for p in self._polling.values()]
+        self.pollers: list[Poller] = [p.poller for p in self._polling.values()]
+        """In the order of the site file: Modbus lines, then OPC UA devices; a reload
+        replaces both lists."""
         self.summariser = Summariser(self.config, self.clock, self.outbox)
         self.image.subscribe(self.summariser.on_readings)
-        self.changes = ChangeFilter(_deadbands(self.config.devices))
+        self._deadbands = _deadbands(self.config.devices)
+        self.changes = ChangeFilter(self._deadbands)
         self.image.subscribe(self.changes.on_readings)
         self.commands = Commands(self.config)
         self._driver_of = {name: d for d in self.drivers for name in d.devices}
@@ -130,32 +140,171 @@ class Agent:
         self.metrics = AgentMetrics(
             self.config,
             self.clock,
-            [LineStats(d.name, p.stats) for p, d in zip(self.pollers, self.drivers, strict=True)],
+            self._line_stats(),
             self.outbox,
             self.publisher.stats if publish else None,
         )
         """What `/metrics` and `/health` show; the optimiser counts its actions here."""
         self.ops_server: OpsServer | None = None
         """Listening while `run()` runs, if the site sets `metrics.port`."""
+        self.reload_requested = asyncio.Event()
+        """Set (by SIGHUP) to re-read the site file; the agent clears it when it starts."""
+        self.reloaded = asyncio.Event()
+        """Set when a reload has finished, applied or refused; `last_reload` says which."""
+        self.last_reload: ReloadPlan | None = None
+        """What the last reload applied; None when it was refused (or none ran yet)."""
+        self._group: asyncio.TaskGroup | None = None
         self.started = asyncio.Event()
         self.stopped = asyncio.Event()
         """Set when `run()` has finished: polling stopped, the outbox drained (bounded)."""
 
-    def _add(self, driver: Driver, backoff: Backoff, policies: dict[str, DevicePolicy]) -> None:
-        self.drivers.append(driver)
-        self.pollers.append(
-            Poller(
-                driver,
-                self.image,
-                self.clock,
-                backoff,
-                policies=policies,
-                site=self.config.site.name,
-                context={
-                    d: self._where[d].log_fields() for d in driver.devices if d in self._where
-                },
+    def _build(self, unit: Unit) -> _Polling:
+        """The driver and poller of one unit, not yet started."""
+        connect = self._connect
+        if unit.line is not None:
+            devices = [d for d in unit.devices if not isinstance(d, OpcUaDevice)]
+            driver = (
+                connect(devices) if connect else ModbusLineDriver(unit.line, devices, self.clock)
             )
+            backoff = Backoff(unit.line.reconnect_initial_s, unit.line.reconnect_max_s)
+            policies = {
+                d.name: DevicePolicy(d.degrade_after, 2 * d.poll_interval_s, d.degraded_retry_max_s)
+                for d in devices
+            }
+        else:
+            [device] = unit.devices
+            assert isinstance(device, OpcUaDevice)
+            driver = connect([device]) if connect else OpcUaDriver(device, self.clock)
+            backoff = Backoff(device.reconnect_initial_s, device.reconnect_max_s)
+            policies = {}
+        poller = Poller(
+            driver,
+            self.image,
+            self.clock,
+            backoff,
+            policies=policies,
+            site=self.config.site.name,
+            context={d: self._where[d].log_fields() for d in driver.devices if d in self._where},
         )
+        return _Polling(unit, driver, poller)
+
+    def _start(self, polling: _Polling) -> None:
+        if self._group is None:  # not running yet: `_run` starts it
+            return
+        polling.task = self._group.create_task(
+            polling.poller.run(), name=f"poll {polling.driver.name}"
+        )
+        self.clock.track(polling.task)
+
+    async def _stop(self, polling: _Polling) -> None:
+        """Cancel the poller and wait until its driver has closed (bounded by the driver)."""
+        if polling.task is not None:
+            polling.task.cancel()
+            await asyncio.wait([polling.task])
+
+    async def reload(self) -> ReloadPlan | None:
+        """Read the site file again and apply what changed in its devices.
+
+        Returns what was applied, or None when the file was refused: every problem is then
+        logged at ERROR, and nothing changes."""
+        if self.site_file is None:
+            log.error("reload: the agent was not started from a site file; nothing to re-read")
+            return None
+        try:
+            new = load_site(self.site_file)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload: %s", problem)
+            log.error(
+                "reload: %s in %s; kept the running configuration",
+                count(len(exc.problems), "problem"),
+                self.site_file,
+            )
+            return None
+        return await self.apply(new)
+
+    async def apply(self, new: SiteConfig) -> ReloadPlan | None:
+        """Go from the running devices to `new`'s: stop, start or restart only the pollers
+        whose line or devices changed. Other sections run on as they are; a change to them is
+        logged as needing a restart. None when `new`'s devices cannot replace the running
+        ones (the running control section needs one of them)."""
+        plan = plan_reload(self.config, new)
+        try:
+            applied = with_devices(self.config, new)
+        except ValidationError as exc:
+            reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            log.error(
+                "reload: the new devices do not fit the running control section (%s); "
+                "control changes need a restart; kept the running configuration",
+                reasons,
+            )
+            return None
+        for section in plan.needs_restart:
+            if section == "control":
+                log.warning(
+                    "reload: control changes need a restart; the controller runs on as before"
+                )
+            else:
+                log.warning(
+                    "reload: `%s` changed, which needs a restart (`edge-agent run` again); "
+                    "running with the previous settings",
+                    section,
+                )
+        if plan.touches_devices:
+            for key in plan.stop + plan.restart:
+                await self._stop(self._polling.pop(key))
+            self._follow(applied, plan)
+        self.config = applied
+        self._warn_control_limits(plan)
+        log.info("reload: %s", plan.describe())
+        return plan
+
+    def _follow(self, applied: SiteConfig, plan: ReloadPlan) -> None:
+        """Every part that knows the device set takes the new one; then the new pollers
+        start, after the image has dropped the points that are gone."""
+        self._where = where_devices_are(applied)
+        self.image.retain(_stale_ages(applied.devices))
+        self.summariser.apply(applied.devices)
+        # The change filter reads this very dict: updated in place, not replaced.
+        self._deadbands.clear()
+        self._deadbands.update(_deadbands(applied.devices))
+        units = units_of(applied)
+        for key in plan.restart + plan.start:
+            self._polling[key] = self._build(units[key])
+            self._start(self._polling[key])
+        self._polling = {key: self._polling[key] for key in units}
+        self.drivers = [p.driver for p in self._polling.values()]
+        self.pollers = [p.poller for p in self._polling.values()]
+        self._driver_of = {name: d for d in self.drivers for name in d.devices}
+        self.metrics.follow(applied, self._line_stats())
+
+    def _warn_control_limits(self, plan: ReloadPlan) -> None:
+        if self.controller is None or self.config.control is None:
+            return
+        used = {self.config.control.meter, *(load.device for load in self.config.control.loads)}
+        for name in sorted(used.intersection(plan.changed)):
+            log.warning(
+                "reload: device %s is polled with its new settings, but control keeps the "
+                "point limits it started with; control changes need a restart",
+                name,
+            )
+
+    def _line_stats(self) -> list[LineStats]:
+        return [LineStats(p.driver.name, p.poller.stats) for p in self._polling.values()]
+
+    async def _reloads(self) -> None:
+        """Serve reload requests one at a time; requests during a reload make one more."""
+        while True:
+            await self.reload_requested.wait()
+            self.reload_requested.clear()
+            self.reloaded.clear()
+            try:
+                self.last_reload = await self.reload()
+            except Exception:  # a reload must never take the running agent down
+                self.last_reload = None
+                log.exception("reload failed; the agent runs on")
+            finally:
+                self.reloaded.set()
 
     async def _write(self, point: PointId, value: Value) -> None:
         """The guard's way to a device: through the driver that polls it."""
@@ -208,12 +357,11 @@ class Agent:
         server = await self._start_ops_server()
         self.metrics.started = self.clock.now()
         async with asyncio.TaskGroup() as group:
+            self._group = group
             serving = group.create_task(server.serve(), name="metrics") if server else None
-            producers = [
-                group.create_task(p.run(), name=f"poll {d.name}")
-                for p, d in zip(self.pollers, self.drivers, strict=True)
-            ]
-            producers.append(group.create_task(self.summariser.run(), name="summariser"))
+            for polling in self._polling.values():
+                self._start(polling)
+            producers = [group.create_task(self.summariser.run(), name="summariser")]
             control = None
             if self.controller is not None:
                 control = group.create_task(self.controller.run(), name="control")
@@ -223,22 +371,26 @@ class Agent:
             publisher = (
                 group.create_task(self.publisher.run(), name="publisher") if self.publish else None
             )
+            reloads = group.create_task(self._reloads(), name="reload")
             self.started.set()
             await stop.wait()
             log.info(
                 "stopping: %s waiting in the outbox",
                 count(self.outbox.depth(), "summary", "summaries"),
             )
+            reloads.cancel()
+            await asyncio.wait([reloads])
             if control is not None:
                 # Before the drivers close: the loads go back to their safe state first.
                 control.cancel()
                 await asyncio.wait([control])
-            for task in producers:
+            for task in producers + [p.task for p in self._polling.values() if p.task]:
                 task.cancel()
             if publisher is not None:
                 await self._drain(publisher)
             if serving is not None:
                 serving.cancel()
+        self._group = None
 
     async def _drain(self, publisher: asyncio.Task[None]) -> None:
         """Let the publisher send what is waiting and say `offline`, within a bound."""

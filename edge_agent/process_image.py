@@ -34,6 +34,13 @@ class ProcessImage:
         for listener in self._listeners:
             listener(readings)
 
+    def retain(self, stale_after: Mapping[PointId, timedelta]) -> None:
+        """The site's points after a reload: their stale ages replace the old ones, and a
+        point not among them (its device or point was removed) leaves the image."""
+        self._stale_after = dict(stale_after)
+        for point in [p for p in self._latest if p not in self._stale_after]:
+            del self._latest[point]
+
     def mark_bad(self, points: Iterable[PointId], at: datetime, error: str) -> None:
         """The device is lost: every point of it is BAD from `at`."""
         self.update([Reading.bad(p, at, error) for p in points])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -86,12 +86,24 @@ class Summariser:
         self._meter = config.control.meter if config.control is not None else None
         self._books: dict[str, _DeviceBook] = {}
         self._device_of: dict[str, _DeviceBook] = {}
-        for device in config.devices:
+        self.apply(config.devices)
+
+    def apply(self, devices: Sequence[Device]) -> None:
+        """Summarise these devices from now on (a reload): a removed device's open interval
+        is dropped, an added one is summarised from the next close, and a changed one keeps
+        its interval and energy history under its new points and roles."""
+        books = {}
+        for device in devices:
             roles = {f"{device.name}/{n}": p.role for n, p in device.points.items() if p.role}
-            book = _DeviceBook(device, roles)
-            self._books[device.name] = book
-            for name in device.points:
-                self._device_of[f"{device.name}/{name}"] = book
+            book = self._books.get(device.name) or _DeviceBook(device, roles)
+            book.device, book.roles = device, roles
+            books[device.name] = book
+        self._books = books
+        self._device_of = {
+            f"{device.name}/{name}": books[device.name]
+            for device in devices
+            for name in device.points
+        }
 
     def on_readings(self, readings: list[Reading]) -> None:
         """ProcessImage listener: file each reading under its device and interval."""

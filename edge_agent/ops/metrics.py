@@ -72,6 +72,12 @@ class AgentMetrics:
         """When the agent started polling; a device never read is counted silent from here."""
         self._started_unix = time.time()
 
+    def follow(self, config: SiteConfig, lines: Sequence[LineStats]) -> None:
+        """The pollers after a reload: scrapes show the new device set from now on."""
+        self._config = config
+        self._lines = list(lines)
+        self._where = where_devices_are(config)
+
     def action(self, kind: str, *, load: str = "") -> None:
         """Count one action the agent took (`shed`, `restore`, `setpoint`...) on `load`."""
         key = (kind, load)

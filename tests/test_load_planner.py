@@ -18,6 +18,7 @@ from edge_agent.control.planner import (
     StorageBand,
     assess,
     rules,
+    shifted,
     solve,
     violations,
 )
@@ -285,6 +286,24 @@ def test_a_replan_after_some_slots_keeps_the_shifted_plan() -> None:
     again = planner.replan(later, shift=2)
     assert again.starts("oven") == [2]
     assert again.objective_vnd == pytest.approx(exact(later).objective_vnd)  # no churn paid
+
+
+@pytest.mark.parametrize(
+    ("shift", "slots", "expected"),
+    [
+        (0, 4, (True, False, True, True)),
+        (2, 4, (True, True, False, False)),
+        (1, 2, (False, True)),
+        (9, 3, (False, False, False)),
+    ],
+)
+def test_shifted_drops_the_past_and_pads_the_future_off(
+    shift: int, slots: int, expected: tuple[bool, ...]
+) -> None:
+    plan = assess(
+        problem([1.0] * 4, DeferrableLoad("pump", 10)), {"pump": [True, False, True, True]}
+    )
+    assert shifted(plan, shift, slots) == {"pump": expected}
 
 
 @pytest.mark.parametrize("limit_s", [0.0, 1e-6])

@@ -1009,10 +1009,11 @@ def rules(problem: PlanProblem) -> Plan:
 
 def shifted(plan: Plan, shift: int, slots: int) -> dict[str, tuple[bool, ...]]:
     """`plan`'s running states `shift` slots later, cut or padded (off) to `slots`."""
-    return {
-        name: tuple(on[shift : shift + slots]) + (False,) * max(0, slots - len(on) + shift)
-        for name, on in plan.running.items()
-    }
+    moved = {}
+    for name, on in plan.running.items():
+        kept = tuple(on[shift : shift + slots])
+        moved[name] = kept + (False,) * (slots - len(kept))
+    return moved
 
 
 def solve(

@@ -10,7 +10,11 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +34,7 @@ from .ops.logs import setup_logging
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+PID_FILE_NAME = "edge-agent.pid"
 DEMO_PARK = BUILTIN_CATALOGUE.parent / "scenarios" / "demo-park.yaml"
 
 
@@ -42,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  edge-agent check /etc/edge-agent/site.yaml\n"
         "  edge-agent --log-format json run /etc/edge-agent/site.yaml\n"
+        "  edge-agent reload /etc/edge-agent/site.yaml\n"
         "  edge-agent COMMAND --help\n\n"
         "exit codes:\n"
         "  0    ok, also after a graceful stop on SIGINT / SIGTERM\n"
@@ -99,6 +105,33 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="poll and summarise, but do not connect to the broker",
     )
+    run.add_argument(
+        "--pid-file",
+        type=Path,
+        help="where to write the process id for `edge-agent reload` "
+        f"(default: {PID_FILE_NAME} beside the outbox)",
+    )
+
+    reload = commands.add_parser(
+        "reload",
+        help="check a site file, then make the running agent apply it (SIGHUP)",
+        description="Checks SITE (when given) and sends SIGHUP to the running agent, found "
+        "by its pid file. The agent re-reads the file it was started with and applies only "
+        "what changed in its devices; an invalid file leaves it as it runs.",
+        epilog="examples:\n  edge-agent reload /etc/edge-agent/site.yaml\n"
+        "  edge-agent reload --pid-file /var/lib/edge-agent/edge-agent.pid\n"
+        "  edge-agent reload --pid 4242",
+        formatter_class=raw,
+    )
+    reload.add_argument(
+        "site",
+        type=Path,
+        nargs="?",
+        help="checked first; its outbox's folder holds the pid file (unless given)",
+    )
+    which = reload.add_mutually_exclusive_group()
+    which.add_argument("--pid-file", type=Path, help="the pid file `edge-agent run` wrote")
+    which.add_argument("--pid", type=int, help="the agent's process id")
 
     probe = commands.add_parser(
         "probe",
@@ -187,7 +220,15 @@ def main(argv: list[str] | None = None) -> int:
             case "schema":
                 return _schema(payloads=args.payloads)
             case "run":
-                return asyncio.run(_run(load_site(args.site), publish=not args.no_publish))
+                config = load_site(args.site)
+                pid_file = args.pid_file or _default_pid_file(config)
+                return asyncio.run(
+                    _run(
+                        config, publish=not args.no_publish, site_file=args.site, pid_file=pid_file
+                    )
+                )
+            case "reload":
+                return _reload(args.site, pid_file=args.pid_file, pid=args.pid)
             case "probe":
                 return asyncio.run(_probe(args))
             case "simulate":
@@ -436,10 +477,113 @@ def _describe(event: dict[str, object]) -> str:
             )
 
 
-async def _run(config: SiteConfig, *, publish: bool) -> int:
+async def _run(config: SiteConfig, *, publish: bool, site_file: Path, pid_file: Path) -> int:
     from .agent import Agent
     from .supervisor import run_until_signalled
 
-    agent = Agent(config, SystemClock(), publish=publish)
-    await run_until_signalled(agent.run)
+    agent = Agent(config, SystemClock(), publish=publish, site_file=site_file)
+
+    async def main(stop: asyncio.Event) -> None:
+        # Written once SIGHUP is handled: a reload sent earlier would end the process.
+        with _pid_written(pid_file):
+            await agent.run(stop)
+
+    await run_until_signalled(main, reload=agent.reload_requested)
     return EXIT_OK
+
+
+def _default_pid_file(config: SiteConfig) -> Path:
+    """Beside the outbox: the state directory the agent already owns and can write."""
+    return config.outbox.path.parent / PID_FILE_NAME
+
+
+@contextmanager
+def _pid_written(path: Path) -> Iterator[None]:
+    """The pid file while the agent runs; one that cannot be written is logged, not fatal
+    (`edge-agent reload --pid` still works)."""
+    log = logging.getLogger("edge_agent")
+    pid = str(os.getpid())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(pid + "\n", encoding="ascii")
+    except OSError as exc:
+        log.warning("cannot write the pid file %s (%s); reload with --pid %s", path, exc, pid)
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            if path.read_text(encoding="ascii").strip() == pid:  # not a newer agent's
+                path.unlink()
+        except OSError:
+            pass
+
+
+def _reload(site: Path | None, *, pid_file: Path | None, pid: int | None) -> int:
+    """Check the file, find the agent, send SIGHUP; say what happened."""
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is None:
+        print("reload needs SIGHUP, which this platform lacks: restart the agent", file=sys.stderr)
+        return EXIT_FAILED
+    if site is not None:
+        try:
+            config = load_site(site)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            print(
+                "the agent was not signalled: it keeps its running configuration", file=sys.stderr
+            )
+            return EXIT_CONFIG
+        print(f"{site}: OK")
+        pid_file = pid_file or _default_pid_file(config)
+    if pid is None:
+        if pid_file is None:
+            print("reload: give the site file, --pid-file or --pid", file=sys.stderr)
+            return EXIT_CONFIG
+        try:
+            pid = int(pid_file.read_text(encoding="ascii").strip())
+        except FileNotFoundError:
+            print(
+                f"no pid file at {pid_file}: is the agent running (`edge-agent run` writes it)?",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        except (OSError, ValueError) as exc:
+            print(f"cannot read a process id from {pid_file}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    source = f" from {pid_file}" if pid_file is not None else ""
+    problem = _not_an_agent(pid)
+    if problem is not None:
+        print(f"pid {pid}{source}: {problem}; not signalled", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        os.kill(pid, hangup)
+    except ProcessLookupError:
+        print(f"no process {pid}{source}: the agent is not running", file=sys.stderr)
+        return EXIT_FAILED
+    except PermissionError:
+        print(f"not allowed to signal {pid}: run as the agent's user or root", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"sent SIGHUP to edge-agent pid {pid}{source}: it re-reads its site file and logs "
+        "what it applied, or why it kept the running configuration"
+    )
+    return EXIT_OK
+
+
+def _not_an_agent(pid: int) -> str | None:
+    """Why `pid` is not an edge agent, where /proc can tell: SIGHUP would end any other
+    process that took over a stale pid file's number."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return (
+            None if not Path("/proc/self").exists() else "no such process, the agent is not running"
+        )
+    except OSError:
+        return None
+    if b"edge-agent" in cmdline or b"edge_agent" in cmdline:
+        return None
+    command = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+    return f"it is not an edge agent ({command})"

@@ -211,7 +211,9 @@ class Agent:
             log.error("reload: the agent was not started from a site file; nothing to re-read")
             return None
         try:
-            new = load_site(self.site_file)
+            # In a thread: parsing and validating take tens of milliseconds of CPU, which the
+            # pollers that keep running should not wait for.
+            new = await asyncio.to_thread(load_site, self.site_file)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload: %s", problem)

@@ -18,6 +18,7 @@ outside its band (`band_breach`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "HIGHS_OPTIONS",
     "DeferrableLoad",
     "Plan",
     "PlanProblem",
@@ -1043,8 +1045,10 @@ def solve(
 
     `previous` is the plan being followed, already aligned to this problem's slots (see
     `shifted`); each kWh moved away from it costs `churn_vnd_per_kwh`, so a small forecast
-    change does not reshuffle the day. Without a MILP solution in time: `previous` if it
-    still respects every hard rule ("last-plan"), else the greedy rules ("rules").
+    change does not reshuffle the day. The better of `previous` (if it still respects every
+    hard rule) and the greedy rules is HiGHS's start, so what HiGHS returns is never worse;
+    without a HiGHS solution in time, that start is the answer ("last-plan" or "rules").
+    Deterministic for a given problem unless the time limit cuts HiGHS short.
     """
     started = time.perf_counter()
     arrays = _arrays(problem)
@@ -1102,7 +1106,7 @@ class Planner:
         previous = None
         if self.last is not None:
             running = shifted(self.last, shift, len(problem.price_vnd_per_kwh))
-            previous = _aligned(self.last, running)
+            previous = dataclasses.replace(self.last, running=running)
         plan = solve(
             problem,
             time_limit_s=self.time_limit_s,
@@ -1112,17 +1116,3 @@ class Planner:
         )
         self.last = plan
         return plan
-
-
-def _aligned(plan: Plan, running: dict[str, tuple[bool, ...]]) -> Plan:
-    return Plan(
-        running=running,
-        status=plan.status,
-        objective_vnd=plan.objective_vnd,
-        cost_vnd=plan.cost_vnd,
-        gap=plan.gap,
-        solve_s=plan.solve_s,
-        shortfall_kwh=plan.shortfall_kwh,
-        over_limit_kwh=plan.over_limit_kwh,
-        band_breach=plan.band_breach,
-    )

@@ -171,6 +171,17 @@ def test_base_load_above_the_limit_still_gets_a_plan() -> None:
     assert on_slots(exact(cheap_limit), "pump") == [0, 1]
 
 
+def test_a_co2_price_moves_a_load_to_the_cleaner_slots() -> None:
+    price = [2.0] * 6
+    co2 = (0.9, 0.9, 0.9, 0.4, 0.4, 0.9)
+    load = DeferrableLoad("oven", 20, batch_slots=2)
+    assert on_slots(exact(problem(price, load, co2_kg_per_kwh=co2)), "oven") == [0, 1]
+    weighted = problem(price, load, co2_kg_per_kwh=co2, co2_vnd_per_kg=1000.0)
+    plan = exact(weighted)
+    assert on_slots(plan, "oven") == [3, 4]
+    assert plan.cost_vnd == pytest.approx(2 * K * 10)  # energy cost alone, CO2 not in it
+
+
 def test_a_capacity_charge_flattens_the_peak() -> None:
     price = [1, 1, 1, 1, 1, 1, 1, 1]
     loads = [DeferrableLoad(f"oven-{i}", 50, batch_slots=2) for i in range(3)]
@@ -243,6 +254,16 @@ def test_a_store_that_cannot_keep_up_reports_its_breach() -> None:
 
 
 # --- Rolling horizon ---------------------------------------------------------------------
+
+
+def test_a_started_store_run_keeps_its_minimum_run_and_its_band() -> None:
+    band = StorageBand(
+        level=5.0, minimum=1.0, maximum=6.0, gain_per_kwh=0.4, draw_per_slot=(0.5,) * 8
+    )
+    load = DeferrableLoad("chiller", 10, band=band, min_run_slots=3, running_for=1)
+    plan = exact(problem([9, 9, 9, 1, 1, 1, 1, 1], load))
+    assert on_slots(plan, "chiller")[:2] == [0, 1]  # locked although the slots are dear
+    assert plan.band_breach == {"chiller": 0.0}
 
 
 def test_a_started_batch_runs_to_its_end_and_needs_nothing_more() -> None:
@@ -364,7 +385,20 @@ def problems(draw: st.DrawFn) -> PlanProblem:
         earliest = draw(st.integers(0, slots - 1))
         deadline = draw(st.one_of(st.none(), st.integers(earliest, slots + 2)))
         running = draw(st.sampled_from([0, 0, 0, 1, 2]))
-        if draw(st.booleans()):
+        kind = draw(st.sampled_from(["batch", "run", "store"]))
+        if kind == "store":
+            level = draw(st.sampled_from([0.5, 2.0, 3.5]))
+            band = StorageBand(
+                level=level, minimum=1.0, maximum=4.0, gain_per_kwh=1.0 / (power * 0.25),
+                draw_per_slot=tuple(draw(st.sampled_from([0.2, 0.5, 0.9])) for _ in range(slots)),
+            )  # fmt: skip
+            loads.append(
+                DeferrableLoad(
+                    f"store-{i}", power, band=band, min_run_slots=draw(st.integers(1, 3)),
+                    running_for=running,
+                )
+            )  # fmt: skip
+        elif kind == "batch":
             batch = draw(st.integers(1, 5))
             loads.append(
                 DeferrableLoad(

@@ -464,6 +464,9 @@ def search(
 
 
 def _gap(value: float, bound: float | None) -> float | None:
+    """Relative gap to HiGHS's bound; None without a bound worth the name: stopped before
+    its root LP, HiGHS reports its presolve's bound, often below −100%."""
     if bound is None or not math.isfinite(bound):
-        return None  # HiGHS had no bound yet
-    return max(0.0, value - bound) / max(abs(value), 1.0)
+        return None
+    gap = max(0.0, value - bound) / max(abs(value), 1.0)
+    return gap if gap <= 1.0 else None

@@ -6,9 +6,11 @@ time-of-use price, the PV forecast and the site's import limit; the demand limit
 then keeps the live demand inside the window's limit whatever the plan said.
 
 Pure: the caller passes time as slot indices and gets a `Plan`; nothing is read or written.
-The only clock read is a monotonic stopwatch that bounds the solve, so a plan always comes
-back within `time_limit_s`: the MILP's best incumbent, else the last plan shifted, else
-greedy rules. "No plan" is never an answer.
+The only clock read is a monotonic stopwatch that bounds the solve. The greedy rules
+(`plan_rules`) always answer first; the better of their plan and the last plan, shifted, is
+the MILP's start (`plan_milp`), and HiGHS's best within `time_limit_s` is the answer, never
+worse than that start. "No plan" is never an answer. The rules themselves are not
+time-limited: 0.02-0.2 s for 20-100 loads.
 
 Soft constraints carry explicit prices (`PlanProblem.*_vnd_per_kwh`) so the MILP is never
 infeasible and every breach is reported: energy above the site limit (`over_limit_kwh`),

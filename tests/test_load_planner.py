@@ -347,6 +347,18 @@ def test_no_time_for_highs_still_gives_a_plan(limit_s: float) -> None:
     assert violations(p, again) == []
 
 
+def test_the_last_plan_survives_a_load_that_finished() -> None:
+    price = [3, 1, 8, 8, 4, 2, 1, 9]
+    pump = DeferrableLoad("pump", 10, energy_kwh=6, min_run_slots=2)
+    oven = DeferrableLoad("oven", 30, batch_slots=3, deadline=7)
+    planner = Planner(time_limit_s=ROOMY)
+    first = planner.replan(problem(price, pump, oven), shift=0)
+    planner.time_limit_s = 0.0
+    again = planner.replan(problem(price, pump), shift=0)
+    assert again.status in {"last-plan", "rules"}
+    assert again.running == {"pump": first.running["pump"]}
+
+
 def test_the_milp_is_never_worse_than_the_rules() -> None:
     price = [3, 1, 8, 8, 4, 2, 1, 9, 2, 2, 5, 1]
     loads = (

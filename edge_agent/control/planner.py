@@ -83,6 +83,11 @@ def solve(
     """
     started = time.perf_counter()
     arrays = to_arrays(problem)
+    names = [load.name for load in problem.loads]
+    if previous is not None and all(name in previous.running for name in names):
+        # Loads that finished since are dropped; the rest of the plan still stands.
+        running = {name: previous.running[name] for name in names}
+        previous = dataclasses.replace(previous, running=running)
     before = None if previous is None else matrix_of(problem, previous.running)
     keep = previous is not None and before is not None and not violations(problem, previous)
     greedy = greedy_plan(problem, arrays)

@@ -284,6 +284,71 @@ def _timed_naive(problem: PlanProblem, limit_s: float) -> tuple[float, str, floa
     return seconds, status.lower().replace(" ", "-"), assess(problem, running).objective_vnd
 
 
+def bench_limiter(args: argparse.Namespace) -> None:
+    """The demand limiter's step for `--limiter-loads` loads in varied states, beside the
+    floor of any limiter in the same run: sorting the loads by priority once per cycle."""
+    from datetime import UTC, datetime, timedelta
+
+    from edge_agent.control.config import ControlConfig
+    from edge_agent.control.limiter import DemandLimiter, LimiterInputs
+    from edge_agent.control.loads import LoadState
+    from edge_agent.control.window import Projection
+
+    n, cycles = args.limiter_loads, args.limiter_cycles
+    rng = random.Random(5)
+    now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    config = ControlConfig.model_validate(
+        {
+            "meter": "incomer",
+            "limit_kw": 10_000,
+            "loads": [
+                {
+                    "name": f"load-{i}",
+                    "device": f"d{i}",
+                    "rated_kw": rng.uniform(5, 80),
+                    "priority": rng.randint(0, 100),
+                    "sheddable": rng.random() < 0.8,
+                    **(
+                        {"band": {"point": "p", "minimum": 6.0, "margin": 0.2}}
+                        if rng.random() < 0.3
+                        else {}
+                    ),
+                }
+                for i in range(n)
+            ],
+        }
+    )
+    states = []
+    for load in config.loads:
+        state = LoadState(load)
+        state.on = rng.random() < 0.8
+        state.held_by = None if state.on else "limiter"
+        state.since = now - timedelta(seconds=rng.uniform(0, 3600))
+        state.power_kw = rng.uniform(0, load.rated_kw)
+        state.band_value = rng.uniform(5.8, 7.5) if load.band else None
+        states.append(state)
+    limiter = DemandLimiter(config)
+    times, floor, actions = [], [], 0
+    for cycle in range(cycles):
+        power = rng.uniform(6_000, 14_000)
+        projection = Projection(now, rng.uniform(0, 3000), rng.uniform(30, 900), power, power)
+        inputs = LimiterInputs(now + timedelta(seconds=cycle), projection, 10_000, 1833)
+        started = time.perf_counter()
+        actions += len(limiter.step(inputs, states))
+        times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        sorted(states, key=lambda s: (s.config.priority, s.name))
+        floor.append(time.perf_counter() - started)
+    print(f"\n## Demand limiter step, {n} loads, {cycles} cycles")
+    print("| | p50 | p95 | max |\n|---|---|---|---|")
+    for label, values in (("limiter step", times), ("floor: sort by priority", floor)):
+        print(
+            f"| {label} | {percentile(values, 0.5) * 1e3:.2f} ms | "
+            f"{percentile(values, 0.95) * 1e3:.2f} ms | {max(values) * 1e3:.2f} ms |"
+        )
+    print(f"actions decided: {actions} ({actions / cycles:.1f} a cycle)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--loads", default="20,50,100", help="sizes, comma separated")
@@ -293,6 +358,9 @@ def main() -> None:
     parser.add_argument("--naive-instances", type=int, default=5)
     parser.add_argument("--no-naive", action="store_true")
     parser.add_argument("--quick", action="store_true", help="3 instances, naive 5 s")
+    parser.add_argument("--limiter-loads", type=int, default=500)
+    parser.add_argument("--limiter-cycles", type=int, default=2000)
+    parser.add_argument("--only-limiter", action="store_true")
     args = parser.parse_args()
     args.loads = [int(x) for x in args.loads.split(",")]
     if args.quick:
@@ -300,6 +368,9 @@ def main() -> None:
     sections: list[Callable[[argparse.Namespace], None]] = [bench_planner]
     if not args.no_naive:
         sections.append(bench_naive)
+    sections.append(bench_limiter)
+    if args.only_limiter:
+        sections = [bench_limiter]
     for section in sections:
         section(args)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

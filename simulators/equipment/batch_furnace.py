@@ -32,7 +32,7 @@ class BatchFurnace(Controllable):
 
     rated_kw: float = 140.0
     idle_kw: float = 3.0
-    batches_per_day: tuple[int, int] = (4, 6)
+    batches_per_day: tuple[int, int] = (3, 5)
     ambient_c: float = 30.0
     soak_c: float = 850.0
     seed: int = 1
@@ -55,8 +55,8 @@ class BatchFurnace(Controllable):
         batches = []
         for _ in range(rng.randint(*self.batches_per_day)):
             release = midnight + timedelta(minutes=5 * rng.randint(5 * 12, 19 * 12))
-            duration_s = 300.0 * rng.randint(18, 42)  # 1.5 to 3.5 hours
-            slack = timedelta(minutes=5 * rng.randint(18, 72))
+            duration_s = 300.0 * rng.randint(12, 36)  # 1 to 3 hours
+            slack = timedelta(minutes=5 * rng.randint(36, 120))  # 3 to 10 hours
             batches.append(
                 Batch(
                     release=release,

@@ -149,12 +149,13 @@ def test_a_started_batch_runs_to_its_end_whatever_the_agent_writes() -> None:
     while furnace.active is not None:
         now = run(furnace, now, 1 / 360)
     assert furnace.batches_done == 1
-    now = run(furnace, now, 4)  # inhibited: released batches wait
+    now = run(furnace, now, 10)  # inhibited: released batches wait
     values = furnace.values()
     assert values["batch_active"] is False
     assert furnace.power_kw() == furnace.idle_kw
     assert values["batches_waiting"] >= 1
     assert values["next_batch_duration_s"] > 0
+    assert values["next_deadline_in_s"] < 0  # the first of them is already late
     assert furnace.violations()["batch_interrupt_refused"] == 1  # one per inhibited batch
 
     furnace.inputs["enable"] = True  # late: the waiting batches now run one after another

@@ -10,7 +10,7 @@ agent cannot tell, and the figures of both paths can be compared in one report.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Self
@@ -31,14 +31,21 @@ class DirectDevice:
     """The machine's inputs (None: a meter, nothing to write)."""
     written: Callable[[str], None] | None = None
     """Told of each write, as the machine's PLC would be (its watchdog)."""
-    silent: bool = False
-    """Set while a scenario event has the device not answering."""
 
 
 class DirectDriver:
-    def __init__(self, devices: Sequence[Device], plant: Mapping[str, DirectDevice]) -> None:
+    def __init__(
+        self,
+        devices: Sequence[Device],
+        plant: Mapping[str, DirectDevice],
+        *,
+        silent: Collection[str] = (),
+    ) -> None:
+        """`silent`: the names of devices that do not answer now (a live collection a
+        scenario's events change)."""
         self._devices = {d.name: d for d in devices}
         self._plant = plant
+        self._silent = silent
 
     @property
     def name(self) -> str:
@@ -62,7 +69,7 @@ class DirectDriver:
 
     async def read(self, group: PollGroup, at: datetime) -> list[Reading]:
         device = self._plant[group.device]
-        if device.silent:
+        if group.device in self._silent:
             raise DeviceUnavailable(f"{group.device}: no answer", device=group.device)
         values = device.values()
         readings = []
@@ -83,7 +90,7 @@ class DirectDriver:
         device = self._plant.get(device_name)
         if spec is None or not spec.writable or device is None or device.inputs is None:
             raise WriteRefused(f"{point}: not a writable point")
-        if device.silent:
+        if device_name in self._silent:
             raise DeviceUnavailable(f"{device_name}: no answer", device=device_name)
         device.inputs[name] = value
         if device.written is not None:

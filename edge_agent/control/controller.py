@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -87,6 +88,8 @@ class Controller:
         self._actions: list[Action] = []
         self.last_actions: list[Action] = []
         """The most recent actions, for the live view."""
+        self.history: deque[Action] = deque(maxlen=20_000)
+        """Every action of about the last day, for a bench's scoring and for debugging."""
         self.limit_kw = self.config.limit_kw
         self.limit_source = "site limit"
         self.projected_kw: float | None = None
@@ -254,6 +257,7 @@ class Controller:
 
     def _keep(self, action: Action) -> None:
         self._actions.append(action)
+        self.history.append(action)
         self.last_actions = [*self.last_actions[-9:], action]
 
     def report(self) -> ControlReport:

@@ -175,7 +175,8 @@ async def run_demo(site: Path, *, duration_s: float | None = None) -> int:
 async def run_park_demo(scenario_file: Path, *, duration_s: float | None = None) -> int:
     """The demo park in real time: every factory's meter and machines served on loopback, one
     agent per factory, an embedded broker where none runs, and a live view of the park."""
-    from simulators.park import load_scenario, serve_factory, site_config
+    from simulators.factory import build_plant, serve_plant
+    from simulators.park import load_scenario, site_config
 
     console = _console()
     # Real time: poll often and summarise every 10 s so that something happens on screen.
@@ -190,17 +191,15 @@ async def run_park_demo(scenario_file: Path, *, duration_s: float | None = None)
             broker_text = await stack.enter_async_context(_broker(host, port, console))
             agents = []
             for index, factory in enumerate(scenario.factories):
-                meter_port, urls = await stack.enter_async_context(
-                    serve_factory(scenario, index, factory, clock, Path(work))
+                plant = await stack.enter_async_context(
+                    serve_plant(
+                        build_plant(scenario, index, factory, clock),
+                        clock,
+                        Path(work),
+                        step_s=scenario.poll_interval_s,
+                    )
                 )
-                config = site_config(
-                    scenario,
-                    factory,
-                    meter_port=meter_port,
-                    urls=urls,
-                    broker_port=port,
-                    work=Path(work),
-                )
+                config = site_config(scenario, factory, plant, broker_port=port, work=Path(work))
                 agents.append(Agent(config, clock))
             console.print(
                 f"[bold]edge-agent demo[/]: park {scenario.park}, "

@@ -13,43 +13,27 @@ request sent to an agent as a real command, a device that stops answering, a bro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import random
-import tempfile
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BeforeValidator, Field, PositiveFloat
 
-from edge_agent.agent import Agent
-from edge_agent.clock import Clock, SimClock
 from edge_agent.config.base import Name, StrictModel
-from edge_agent.config.loader import load_document, load_modbus_model, load_opcua_model
+from edge_agent.config.loader import load_document, load_modbus_model
 from edge_agent.config.schema import SiteConfig
-from edge_agent.northbound.topics import Topics
+from edge_agent.energy.tariff import EmissionsConfig, TariffConfig
 
-from .broker import MosquittoBroker
-from .events import (
-    DeviceOutage,
-    Event,
-    MeterSilence,
-    OpcUaServerDown,
-    ParkEvents,
-    check_events,
-    timeline,
-)
-from .machines import PHYSICS, Machine, vary
-from .meter import MeterModel
-from .modbus_server import ModbusSimulator, SimulatedUnit
-from .opcua_server import OpcUaSimulator, SimulatedMachine
-from .park_link import ParkLink
-from .ports import free_port
+from .events import Event, check_events
+from .factory import Plant
+from .load_policies import Mode, load_for
+from .park_run import WINDOW_S, Run, run_direct, run_protocols
+from .scoring import hindsight, score
 
-__all__ = ["Scenario", "load_scenario", "serve_factory", "simulate", "site_config"]
+__all__ = ["Scenario", "load_scenario", "score_runs", "simulate", "site_config"]
 
 
 class MachineSpec(StrictModel):
@@ -67,6 +51,10 @@ class FactorySpec(StrictModel):
     night_share: float = Field(default=0.35, ge=0, le=1)
     """The base load between shifts (22:00-06:00 local), as a share of the day's."""
     machines: list[MachineSpec] = Field(default_factory=list)
+    limit_kw: PositiveFloat | None = None
+    """The demand limit the factory's agent holds (the billing window's average, kW); its
+    compressors, chillers, pump and chargers are the loads it may shed, the batch furnace
+    and the chargers the ones it may shift. Without it the agent only measures."""
 
 
 def _with_offset(value: object) -> object:
@@ -97,34 +85,17 @@ class Scenario(StrictModel):
     `device_failure`, `broker_outage` (simulators/events.py has their fields)."""
 
 
-def _shifts(zone: str, night_share: float) -> Callable[[float], float]:
-    tz = ZoneInfo(zone)
-
-    def shape(t: float) -> float:
-        hour = datetime.fromtimestamp(t, tz).hour + datetime.fromtimestamp(t, tz).minute / 60
-        day = 6 <= hour < 22
-        ramp = min(1.0, abs(hour - 6) / 0.5, abs(hour - 22) / 0.5)  # half-hour ramps
-        level = 1.0 if day else night_share
-        return night_share + (level - night_share) * ramp if day else level
-
-    return shape
-
-
-def _varied(machine: Machine, rng: random.Random) -> Machine:
-    """No two machines of a park alike: sizes, loads and phases drawn from the seed."""
-    return vary(machine, rng)
-
-
 def site_config(
     scenario: Scenario,
     factory: FactorySpec,
+    plant: Plant,
     *,
-    meter_port: int,
-    urls: list[str],
     broker_port: int,
     work: Path,
+    mode: Mode = "agent",
 ) -> SiteConfig:
-    """The site file a plant engineer would write for this factory, as a model."""
+    """The site file a plant engineer would write for this factory, as a model: the incomer
+    on Modbus, each machine on the factory's PLC, and (with a limit) the loads it controls."""
     interval = scenario.poll_interval_s
     meter = load_modbus_model("eastron-sdm630").model_dump(
         exclude={"driver", "name", "host", "port"}
@@ -135,25 +106,41 @@ def site_config(
             "driver": "modbus-tcp",
             "name": "incomer",
             "host": "127.0.0.1",
-            "port": meter_port,
+            "port": plant.meter_port or 1,
             "poll_interval_s": interval,
         }
     ]
-    for machine, url in zip(factory.machines, urls, strict=True):
-        model = load_opcua_model(machine.model)
+    for machine in factory.machines:
+        served = plant.maps[machine.name]
         devices.append(
             {
-                **model.model_dump(exclude={"name", "endpoint", "points"}),
+                **served.model_dump(exclude={"name", "endpoint", "points"}),
                 "name": machine.name,
-                "endpoint": url,
+                "endpoint": plant.url or "opc.tcp://127.0.0.1:1",
                 "mode": "read",
                 "poll_interval_s": interval,
-                "points": {n: p.model_dump() for n, p in model.points.items() if p.method is None},
+                "points": {n: p.model_dump() for n, p in served.points.items() if p.method is None},
             }
         )
     for device in devices:  # every point at the scenario's one interval
         for point in device["points"].values():
             point["poll_interval_s"] = None
+    loads = [
+        load
+        for machine in factory.machines
+        if (load := load_for(machine.name, machine.model, mode)) is not None
+    ]
+    control = None
+    if factory.limit_kw is not None and mode != "none":
+        control = {
+            "mode": "active",
+            "meter": "incomer",
+            "limit_kw": factory.limit_kw,
+            "cycle_s": interval,
+            "heartbeat_s": max(interval, 10),
+            "write_interval_s": interval,
+            "loads": loads,
+        }
     return SiteConfig.model_validate(
         {
             "site": {"name": factory.name, "park": scenario.park, "timezone": scenario.timezone},
@@ -161,139 +148,92 @@ def site_config(
             "summary": {"interval_s": scenario.summary_interval_s, "settle_s": interval},
             "outbox": {"path": str(work / f"{factory.name}.sqlite")},
             "devices": devices,
+            "control": control,
         }
     )
 
 
-@contextlib.asynccontextmanager
-async def serve_factory(
-    scenario: Scenario,
-    index: int,
-    factory: FactorySpec,
-    clock: Clock,
-    work: Path,
-    *,
-    outages: dict[str, DeviceOutage] | None = None,
-) -> AsyncIterator[tuple[int, list[str]]]:
-    """The factory's meter, and each machine on an OPC UA server of its own, as on a plant.
-
-    `outages`, when given, is filled with a way to silence each device, by device name."""
-    rng = random.Random(f"{scenario.seed}/{factory.name}")
-    machines = [
-        SimulatedMachine(load_opcua_model(m.model), _varied(PHYSICS[m.model](), rng))
-        for m in factory.machines
-    ]
-    meter = MeterModel(
-        clock,
-        base_kw=factory.base_load_kw,
-        seed=scenario.seed * 100 + index,
-        shape=_shifts(scenario.timezone, factory.night_share),
-        extra_kw=lambda: sum(m.physics.grid_kw() for m in machines),
-    )
-    points = load_modbus_model("eastron-sdm630").points
-    async with contextlib.AsyncExitStack() as stack:
-        modbus = await stack.enter_async_context(
-            ModbusSimulator([SimulatedUnit(1, points, meter.values)])
-        )
-        if outages is not None:
-            outages["incomer"] = MeterSilence(modbus, 1)
-        urls = []
-        for number, machine in enumerate(machines):
-            server = await stack.enter_async_context(
-                OpcUaSimulator(
-                    [machine],
-                    clock=clock,
-                    port=free_port(),
-                    pki=work / factory.name / str(number),
-                    step_s=scenario.poll_interval_s,
-                )
-            )
-            urls.append(server.url)
-            if outages is not None:
-                outages[factory.machines[number].name] = OpcUaServerDown(server)
-        yield modbus.port, urls
-
-
 async def simulate(
-    scenario: Scenario, out: Path, *, progress: Callable[[float], None] | None = None
+    scenario: Scenario,
+    out: Path,
+    *,
+    progress: Callable[[float], None] | None = None,
+    baselines: bool = True,
 ) -> dict[str, Any]:
-    """Run the scenario; write `metrics.json` and `report.html` into `out`; the metrics."""
+    """Run the scenario over the protocol stacks; with `baselines`, run it again in-process
+    without control and with a classic limiter, and solve the perfect-hindsight bound; write
+    `metrics.json` and `report.html` into `out`; the metrics."""
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
-    clock = SimClock(scenario.start)
-    end = scenario.start + timedelta(hours=scenario.duration_h)
-    # The last interval is summarised a settle time after the end: run until then.
-    closing = end + timedelta(seconds=scenario.poll_interval_s + 1)
-    steps = timeline(scenario.events, start=scenario.start, end=end, zone=scenario.timezone)
-    with tempfile.TemporaryDirectory(prefix="edge-agent-bench-") as tmp:
-        work = Path(tmp)
-        async with contextlib.AsyncExitStack() as stack:
-            broker = await stack.enter_async_context(MosquittoBroker(free_port()))
-            agents: dict[str, Agent] = {}
-            outages: dict[tuple[str, str], DeviceOutage] = {}
-            for index, factory in enumerate(scenario.factories):
-                devices: dict[str, DeviceOutage] = {}
-                meter_port, urls = await stack.enter_async_context(
-                    serve_factory(scenario, index, factory, clock, work, outages=devices)
-                )
-                outages.update({(factory.name, name): o for name, o in devices.items()})
-                config = site_config(
-                    scenario,
-                    factory,
-                    meter_port=meter_port,
-                    urls=urls,
-                    broker_port=broker.port,
-                    work=work,
-                )
-                agents[factory.name] = Agent(config, clock)
-            link = await stack.enter_async_context(
-                ParkLink(
-                    broker.port,
-                    [
-                        Topics(a.config.broker.topic_prefix, scenario.park, name)
-                        for name, a in agents.items()
-                    ],
-                )
-            )
-            events = ParkEvents(
-                zone=scenario.timezone, broker=broker, link=link, agents=agents, outages=outages
-            )
-            stop = asyncio.Event()
-            async with asyncio.TaskGroup() as group:
-                for agent in agents.values():
-                    group.create_task(agent.run(stop))
-                for agent in agents.values():
-                    await agent.started.wait()
-                    async with asyncio.timeout(30):  # so that a command at the start is heard
-                        await agent.publisher.ready.wait()
-                step = timedelta(seconds=scenario.summary_interval_s)
-                while clock.now() < closing:
-                    # The next step on the grid from the start, or the next event's moment.
-                    target = min(
-                        closing,
-                        scenario.start + step * ((clock.now() - scenario.start) // step + 1),
-                    )
-                    if steps and steps[0].when <= target:
-                        target = steps[0].when
-                    await clock.advance_to(target)
-                    while steps and steps[0].when <= clock.now():
-                        await events.apply(steps.pop(0))
-                    if progress:
-                        progress((clock.now() - scenario.start) / (closing - scenario.start))
-                stop.set()
-                for agent in agents.values():  # each drains its outbox before it stops
-                    await agent.stopped.wait()
-                # The last ones may still be on their way.
-                await link.arrived(sum(a.publisher.stats.published for a in agents.values()))
-    metrics = _metrics(scenario, link.summaries)
-    metrics["events"] = events.records
-    metrics["delivery"] = {
-        "summaries_received": sum(len(rows) for rows in link.summaries.values()),
-        "repeats": link.duplicates,
-        "left_in_outboxes": sum(a.outbox.depth() for a in agents.values()),
-    }
+    share = 0.8 if baselines else 1.0
+    main = await run_protocols(
+        scenario, "agent", progress=(lambda done: progress(done * share)) if progress else None
+    )
+    runs = {"agent": main}
+    modes: tuple[Mode, ...] = ("none", "limiter")
+    if baselines:
+        for number, mode in enumerate(modes):
+            runs[mode] = await run_direct(scenario, mode)
+            if progress:
+                progress(share + (1 - share) * (number + 1) / 2)
+    metrics = _metrics(scenario, main.summaries)
+    metrics["events"] = main.events
+    metrics["delivery"] = main.delivery
+    metrics["score"] = score_runs(scenario, runs)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    (out / "report.html").write_text(_report(scenario, metrics, link.summaries))
+    (out / "report.html").write_text(_report(scenario, metrics, runs))
     return metrics
+
+
+def score_runs(scenario: Scenario, runs: dict[str, Run]) -> dict[str, Any]:
+    """Each factory's day under each kind of control, scored on the plant's ground truth,
+    beside the perfect-hindsight bound; the savings against no control."""
+    tariff, emissions = TariffConfig(), EmissionsConfig()
+    zone = scenario.timezone
+    factories: dict[str, Any] = {}
+    for factory in scenario.factories:
+        name = factory.name
+        control = runs["agent"].agents[name].config.control
+        min_times = {
+            load.name: (load.min_on_s, load.min_off_s)
+            for load in (control.loads if control else [])
+        }
+        per: dict[str, Any] = {
+            mode: score(
+                run.records[name],
+                window_s=WINDOW_S,
+                tariff=tariff,
+                zone=zone,
+                emissions=emissions,
+                min_times=min_times,
+            )
+            for mode, run in runs.items()
+        }
+        if "none" in runs:
+            none = runs["none"]
+            per["hindsight"] = hindsight(
+                none.records[name],
+                none.plants[name].machines,
+                window_s=WINDOW_S,
+                tariff=tariff,
+                zone=zone,
+            )
+            base = per["none"]["cost_vnd"]
+            bound = base - per["hindsight"]["cost_vnd"]
+            for mode in ("agent", "limiter"):
+                saved = base - per[mode]["cost_vnd"]
+                per[mode]["cost_saved_vnd"] = saved
+                per[mode]["cost_saved_pct"] = round(100 * saved / base, 2) if base else 0.0
+                per[mode]["share_of_bound"] = round(saved / bound, 3) if bound > 0 else None
+                per[mode]["peak_reduction_kw"] = round(
+                    per["none"]["peak_window_demand_kw"] - per[mode]["peak_window_demand_kw"], 1
+                )
+                per[mode]["kwh_out_of_peak_hours"] = round(
+                    per["none"]["peak_hours_kwh"] - per[mode]["peak_hours_kwh"], 1
+                )
+            per["hindsight"]["cost_saved_vnd"] = bound
+        per["limit_kw"] = factory.limit_kw
+        factories[name] = per
+    return factories
 
 
 def _metrics(scenario: Scenario, summaries: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -330,68 +270,168 @@ def _metrics(scenario: Scenario, summaries: dict[str, list[dict[str, Any]]]) -> 
     }
 
 
-def _report(
-    scenario: Scenario, metrics: dict[str, Any], summaries: dict[str, list[dict[str, Any]]]
-) -> str:
-    """A page a plant manager can read: the table, and each factory's demand as a plot."""
-    plots = []
-    for name, rows in summaries.items():
-        meter = sorted(
-            (r for r in rows if r["device"] == "incomer" and r["power_avg_kw"] is not None),
-            key=lambda r: r["interval_start"],
-        )
-        if not meter:
-            continue
-        top = max(r["power_max_kw"] for r in meter) * 1.1
-        width, height = 720, 160
-        step = width / max(1, len(meter) - 1)
-        line = " ".join(
-            f"{i * step:.1f},{height - r['power_avg_kw'] / top * height:.1f}"
-            for i, r in enumerate(meter)
-        )
-        peak = [
-            f"<rect x='{i * step:.1f}' y='0' width='{step:.1f}' height='{height}' fill='#fde2e2'/>"
-            for i, r in enumerate(meter)
-            if r["tariff_band"] == "peak"
-        ]
-        # Local-time labels under the plot, about every three hours (or every row if short).
-        zone = ZoneInfo(scenario.timezone)
-        every = max(1, len(meter) // 8)
-        ticks = "".join(
-            f"<text x='{i * step:.1f}' y='{height + 14}' font-size='10' text-anchor='middle'>"
-            f"{datetime.fromisoformat(r['interval_start']).astimezone(zone):%H:%M}</text>"
-            f"<line x1='{i * step:.1f}' x2='{i * step:.1f}' y1='{height}' y2='{height + 4}' "
-            f"stroke='#888'/>"
-            for i, r in enumerate(meter)
-            if i % every == 0
-        )
-        half = height / 2
-        plots.append(
-            f"<h3>{name}: average demand (kW) per {scenario.summary_interval_s // 60} min, "
-            f"local time; peak-tariff hours shaded</h3>"
-            f"<svg width='{width + 40}' height='{height + 20}'><g transform='translate(30,0)'>"
-            f"<rect width='{width}' height='{height}' fill='none' stroke='#ccc'/>"
-            f"{''.join(peak)}<polyline fill='none' stroke='#1f5fa8' stroke-width='1.5' "
-            f"points='{line}'/>{ticks}</g>"
-            f"<text x='0' y='10' font-size='10'>{top:.0f}</text>"
-            f"<text x='0' y='{half + 4:.0f}' font-size='10'>{top / 2:.0f}</text>"
-            f"<text x='0' y='{height:.0f}' font-size='10'>0</text></svg>"
-        )
-    rows_html = "".join(
+def _report(scenario: Scenario, metrics: dict[str, Any], runs: dict[str, Run]) -> str:
+    """A page a plant manager can read: the day per factory, the score against the
+    baselines and the bound, demand against the limit, and the actions with their reasons."""
+    zone = ZoneInfo(scenario.timezone)
+    main = runs["agent"]
+    sections = [_summary_table(metrics), _score_table(metrics)]
+    for factory in scenario.factories:
+        name = factory.name
+        sections.append(_demand_plot(name, factory.limit_kw, runs, zone))
+        sections.append(_actions_table(name, main, zone))
+    walls = ", ".join(f"{mode} {run.wall_s:.0f} s ({run.transport})" for mode, run in runs.items())
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>{scenario.name}: simulated {scenario.duration_h:g} h</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:3px 9px;text-align:right}}
+th:first-child,td:first-child{{text-align:left}}table{{border-collapse:collapse}}
+tr:nth-child(even){{background:#f4f6f8}}.why{{text-align:left;font-size:90%}}</style></head>
+<body><h1>{scenario.park}: {scenario.name}, {scenario.duration_h:g} simulated hours from
+{scenario.start.isoformat()}, seed {scenario.seed}</h1>
+<p>The agent ran over Modbus TCP, OPC UA and MQTT on loopback; the baselines ran the same
+plant models and seed in-process. Wall time: {walls}.</p>
+{"".join(sections)}</body></html>"""
+
+
+def _summary_table(metrics: dict[str, Any]) -> str:
+    rows = "".join(
         f"<tr><td>{n}</td><td>{f['energy_kwh']:,.1f}</td><td>{f['peak_window_demand_kw']:,.1f}"
         f"</td><td>{f['cost_vnd']:,}</td><td>{f['co2_kg']:,.1f}</td>"
         f"<td>{(f['data_quality'] or 0):.1%}</td></tr>"
         for n, f in metrics["factories"].items()
     )
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>{scenario.name}: simulated {scenario.duration_h:g} h</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 10px;text-align:right}}
-th:first-child,td:first-child{{text-align:left}}</style></head><body>
-<h1>{scenario.park}: {scenario.name}, {scenario.duration_h:g} simulated hours from
-{scenario.start.isoformat()}, seed {scenario.seed}</h1>
-<table><tr><th>factory</th><th>energy kWh</th><th>peak 15-min demand kW</th>
-<th>cost VND</th><th>CO2 kg</th><th>data quality</th></tr>{rows_html}</table>
-{"".join(plots)}</body></html>"""
+    return (
+        "<h2>The day, from the agents' summaries at the park's broker</h2>"
+        "<table><tr><th>factory</th><th>energy kWh</th><th>peak 15-min demand kW</th>"
+        f"<th>cost VND</th><th>CO2 kg</th><th>data quality</th></tr>{rows}</table>"
+    )
+
+
+_SCORE_COLUMNS = (
+    ("peak_window_demand_kw", "peak 15-min kW", ",.1f"),
+    ("cost_vnd", "cost VND", ",.0f"),
+    ("cost_saved_pct", "saved %", ".2f"),
+    ("share_of_bound", "of the bound", ".0%"),
+    ("peak_hours_kwh", "kWh in peak hours", ",.1f"),
+    ("co2_kg", "CO2 kg", ",.1f"),
+    ("over_limit_kw_min", "over limit kW·min", ",.1f"),
+    ("process_breaches", "process breaches", ",.1f"),
+    ("deadlines_missed", "deadlines missed", "d"),
+    ("charging_shortfall_kwh", "charging short kWh", ",.1f"),
+    ("min_on_off_breaches", "min on/off breaches", "d"),
+    ("switching", "switchings", "d"),
+)
+
+
+def _score_table(metrics: dict[str, Any]) -> str:
+    head = "".join(f"<th>{title}</th>" for _, title, _ in _SCORE_COLUMNS)
+    rows = []
+    labels = {
+        "none": "no control",
+        "limiter": "classic priority limiter",
+        "agent": "the agent (limiter + planner)",
+        "hindsight": "perfect-hindsight bound",
+    }
+    for name, per in metrics["score"].items():
+        limit = per.get("limit_kw")
+        rows.append(
+            f"<tr><th colspan='{len(_SCORE_COLUMNS) + 1}' style='text-align:left'>{name}"
+            f"{f', limit {limit:,.0f} kW' if limit else ''}</th></tr>"
+        )
+        for mode, label in labels.items():
+            figures = per.get(mode)
+            if not figures:
+                continue
+            cells = []
+            for key, _, fmt in _SCORE_COLUMNS:
+                value = figures.get(key)
+                if key == "process_breaches" and "process_band" in figures:
+                    value = sum(figures["process_band"].values())
+                cells.append("-" if value is None else format(value, fmt))
+            rows.append(f"<tr><td>{label}</td>{''.join(f'<td>{c}</td>' for c in cells)}</tr>")
+    return (
+        "<h2>Score on the plant's ground truth (15-min windows, EVN time-of-use tariff)</h2>"
+        f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+    )
+
+
+def _demand_plot(name: str, limit: float | None, runs: dict[str, Run], zone: ZoneInfo) -> str:
+    record = runs["agent"].records[name]
+    if not record.import_kwh:
+        return ""
+    width, height = 720, 170
+    series = {mode: [kwh * 4 for kwh in run.records[name].import_kwh] for mode, run in runs.items()}
+    top = max(max(values) for values in series.values()) * 1.1 or 1.0
+    step = width / max(1, len(record.import_kwh) - 1)
+
+    def y(kw: float) -> float:
+        return height - kw / top * height
+
+    colours = {"agent": "#1f5fa8", "none": "#999999", "limiter": "#e08a00"}
+    lines = "".join(
+        f"<polyline fill='none' stroke='{colours.get(mode, '#000')}' stroke-width="
+        f"'{2 if mode == 'agent' else 1}' points='"
+        + " ".join(f"{i * step:.1f},{y(kw):.1f}" for i, kw in enumerate(values))
+        + "'/>"
+        for mode, values in series.items()
+    )
+    peak = "".join(
+        f"<rect x='{i * step:.1f}' y='0' width='{step:.1f}' height='{height}' fill='#fde2e2'/>"
+        for i, start in enumerate(record.window_starts)
+        if _band(start, zone) == "peak"
+    )
+    limit_line = (
+        ""
+        if limit is None
+        else f"<line x1='0' x2='{width}' y1='{y(limit):.1f}' y2='{y(limit):.1f}' "
+        f"stroke='#c00' stroke-dasharray='6 3'/>"
+    )
+    every = max(1, len(record.window_starts) // 8)
+    ticks = "".join(
+        f"<text x='{i * step:.1f}' y='{height + 14}' font-size='10' text-anchor='middle'>"
+        f"{start.astimezone(zone):%H:%M}</text>"
+        for i, start in enumerate(record.window_starts)
+        if i % every == 0
+    )
+    legend = ", ".join(f"<span style='color:{colours[m]}'>{m}</span>" for m in series)
+    return (
+        f"<h3>{name}: 15-min demand (kW), local time; {legend}; the limit dashed red; "
+        f"peak-tariff hours shaded</h3><svg width='{width + 40}' height='{height + 20}'>"
+        f"<g transform='translate(30,0)'><rect width='{width}' height='{height}' fill='none' "
+        f"stroke='#ccc'/>{peak}{limit_line}{lines}{ticks}</g>"
+        f"<text x='0' y='10' font-size='10'>{top:.0f}</text>"
+        f"<text x='0' y='{height:.0f}' font-size='10'>0</text></svg>"
+    )
+
+
+def _band(moment: datetime, zone: ZoneInfo) -> str:
+    from edge_agent.energy.tariff import band_at
+
+    return band_at(TariffConfig(), moment, str(zone))
+
+
+def _actions_table(name: str, run: Run, zone: ZoneInfo) -> str:
+    agent = run.agents[name]
+    if agent.controller is None:
+        return ""
+    actions = [a for a in agent.controller.history if a.refused is None]
+    kinds: dict[str, int] = {}
+    for action in actions:
+        kinds[action.kind] = kinds.get(action.kind, 0) + 1
+    shown = [a for a in actions if a.kind in ("defer", "start")][:12] + [
+        a for a in actions if a.kind in ("shed", "restore", "safe-state")
+    ][:12]
+    rows = "".join(
+        f"<tr><td>{a.at.astimezone(zone):%H:%M}</td><td>{a.kind}</td><td>{a.load}</td>"
+        f"<td>{a.binding}</td><td>{a.expected_vnd:,.0f}</td><td class='why'>{a.reason}</td></tr>"
+        for a in sorted(shown, key=lambda a: a.at)
+    )
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "none"
+    return (
+        f"<h4>{name}: actions ({counts}); the first of each kind, with their reasons</h4>"
+        "<table><tr><th>time</th><th>action</th><th>load</th><th>binding</th>"
+        f"<th>expected VND</th><th class='why'>why</th></tr>{rows}</table>"
+    )
 
 
 def load_scenario(path: Path) -> Scenario:

@@ -35,6 +35,9 @@ class ParkLink:
         self._port = port
         self._topics = {t.site: t for t in topics}
         self.summaries: dict[str, list[dict[str, Any]]] = {t.site: [] for t in topics}
+        """Device summaries, by site."""
+        self.site_summaries: dict[str, list[dict[str, Any]]] = {t.site: [] for t in topics}
+        """Site summaries (the incomer, and what control did and why), by site."""
         self.arrivals = 0
         """Summary messages received, repeats included: one per PUBACK an agent had."""
         self.duplicates = 0
@@ -62,6 +65,7 @@ class ParkLink:
         for topics in {(t.prefix, t.park) for t in self._topics.values()}:
             prefix, park = topics
             await client.subscribe(f"{prefix}/{park}/+/devices/+/summary", qos=1)
+            await client.subscribe(f"{prefix}/{park}/+/summary", qos=1)
             await client.subscribe(f"{prefix}/{park}/+/command-responses", qos=1)
         reader = asyncio.create_task(self._read(client), name="park link")
         stack.push_async_callback(_cancel, reader)
@@ -124,7 +128,8 @@ class ParkLink:
                         self.duplicates += 1
                     else:
                         self._seen.add(key)
-                        self.summaries[document["site"]].append(document)
+                        kept = self.summaries if "device" in document else self.site_summaries
+                        kept[document["site"]].append(document)
                 self._changed.set()
 
 

@@ -1,0 +1,276 @@
+"""One simulated day of a park under one kind of control, on one SimClock.
+
+`run_protocols` is the bench proper: meters on Modbus TCP, machines on OPC UA, the agents'
+summaries and commands through Mosquitto, the scenario's events applied at their moments.
+`run_direct` runs the same plant models and the same agent code with the plant read and
+written in-process, for the baselines of the score; events that only concern the network
+(a broker outage) do not apply there. Both record the plant's ground truth for scoring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge_agent.agent import Agent
+from edge_agent.clock import SimClock
+from edge_agent.northbound.outbox import MemoryOutbox
+from edge_agent.northbound.topics import Topics
+
+from .broker import MosquittoBroker
+from .events import (
+    BrokerOutageEvent,
+    DemandResponseEvent,
+    DeviceFailureEvent,
+    DeviceOutage,
+    ParkEvents,
+    Step,
+    timeline,
+)
+from .factory import Plant, build_plant, connect_direct, direct_plant, serve_plant
+from .load_policies import Mode
+from .park_link import ParkLink
+from .ports import free_port
+from .scoring import FactoryRecord, Recorder
+
+if TYPE_CHECKING:
+    from .park import Scenario
+
+__all__ = ["Run", "run_direct", "run_protocols"]
+
+WINDOW_S = 900
+"""The billing window the day is scored in (EVN's 15 minutes)."""
+
+
+@dataclass
+class Run:
+    mode: Mode
+    transport: str
+    plants: dict[str, Plant]
+    records: dict[str, FactoryRecord]
+    agents: dict[str, Agent]
+    wall_s: float
+    summaries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    site_summaries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    delivery: dict[str, int] = field(default_factory=dict)
+
+
+def _recorder(scenario: Scenario, clock: SimClock, plants: dict[str, Plant]) -> Recorder:
+    return Recorder(
+        clock,
+        WINDOW_S,
+        {n: (p.meter.import_energy_kwh, p.machines) for n, p in plants.items()},
+        {f.name: f.limit_kw for f in scenario.factories},
+    )
+
+
+def _close(run: Run) -> Run:
+    for name, agent in run.agents.items():
+        if agent.controller is not None:
+            run.records[name].actions = [
+                {
+                    "at": a.at.isoformat(),
+                    "load": a.load,
+                    "on": a.on,
+                    "binding": a.binding,
+                    "kind": a.kind,
+                    "written": a.written,
+                }
+                for a in agent.controller.history
+            ]
+    return run
+
+
+async def run_protocols(
+    scenario: Scenario,
+    mode: Mode,
+    *,
+    progress: Callable[[float], None] | None = None,
+) -> Run:
+    from .park import site_config
+
+    started = time.monotonic()
+    clock = SimClock(scenario.start)
+    end = scenario.start + timedelta(hours=scenario.duration_h)
+    # The last interval is summarised a settle time after the end: run until then.
+    closing = end + timedelta(seconds=scenario.poll_interval_s + 1)
+    steps = timeline(scenario.events, start=scenario.start, end=end, zone=scenario.timezone)
+    plants = {f.name: build_plant(scenario, i, f, clock) for i, f in enumerate(scenario.factories)}
+    recorder = _recorder(scenario, clock, plants)
+    with tempfile.TemporaryDirectory(prefix="edge-agent-bench-") as tmp:
+        work = Path(tmp)
+        async with contextlib.AsyncExitStack() as stack:
+            broker = await stack.enter_async_context(MosquittoBroker(free_port()))
+            agents: dict[str, Agent] = {}
+            outages: dict[tuple[str, str], DeviceOutage] = {}
+            for factory in scenario.factories:
+                plant = await stack.enter_async_context(
+                    serve_plant(plants[factory.name], clock, work, step_s=scenario.poll_interval_s)
+                )
+                outages.update({(factory.name, n): o for n, o in plant.outages.items()})
+                config = site_config(
+                    scenario, factory, plant, broker_port=broker.port, work=work, mode=mode
+                )
+                agents[factory.name] = Agent(config, clock)
+            link = await stack.enter_async_context(
+                ParkLink(
+                    broker.port,
+                    [
+                        Topics(a.config.broker.topic_prefix, scenario.park, name)
+                        for name, a in agents.items()
+                    ],
+                )
+            )
+            events = ParkEvents(
+                zone=scenario.timezone, broker=broker, link=link, agents=agents, outages=outages
+            )
+            stop = asyncio.Event()
+            async with asyncio.TaskGroup() as group:
+                recording = group.create_task(recorder.run(end), name="recorder")
+                clock.track(recording)
+                for agent in agents.values():
+                    group.create_task(agent.run(stop))
+                for agent in agents.values():
+                    await agent.started.wait()
+                    async with asyncio.timeout(30):  # so that a command at the start is heard
+                        await agent.publisher.ready.wait()
+                await _advance(scenario, clock, closing, steps, events.apply, progress=progress)
+                stop.set()
+                for agent in agents.values():  # each drains its outbox before it stops
+                    await agent.stopped.wait()
+                # The last ones may still be on their way.
+                await link.arrived(sum(a.publisher.stats.published for a in agents.values()))
+                recording.cancel()
+    return _close(
+        Run(
+            mode,
+            "protocols",
+            plants,
+            recorder.records,
+            agents,
+            time.monotonic() - started,
+            summaries=link.summaries,
+            site_summaries=link.site_summaries,
+            events=events.records,
+            delivery={
+                "summaries_received": sum(len(r) for r in link.summaries.values())
+                + sum(len(r) for r in link.site_summaries.values()),
+                "repeats": link.duplicates,
+                "left_in_outboxes": sum(a.outbox.depth() for a in agents.values()),
+            },
+        )
+    )
+
+
+async def run_direct(scenario: Scenario, mode: Mode) -> Run:
+    """The same day with the plant in-process: no sockets, the same agent code."""
+    from .park import site_config
+
+    started = time.monotonic()
+    clock = SimClock(scenario.start)
+    end = scenario.start + timedelta(hours=scenario.duration_h)
+    closing = end + timedelta(seconds=scenario.poll_interval_s + 1)
+    steps = timeline(scenario.events, start=scenario.start, end=end, zone=scenario.timezone)
+    plants = {f.name: build_plant(scenario, i, f, clock) for i, f in enumerate(scenario.factories)}
+    recorder = _recorder(scenario, clock, plants)
+    agents: dict[str, Agent] = {}
+    with tempfile.TemporaryDirectory(prefix="edge-agent-bench-") as tmp:
+        async with contextlib.AsyncExitStack() as stack:
+            for factory in scenario.factories:
+                plant = await stack.enter_async_context(
+                    direct_plant(plants[factory.name], clock, step_s=scenario.poll_interval_s)
+                )
+                config = site_config(
+                    scenario, factory, plant, broker_port=1, work=Path(tmp), mode=mode
+                )
+                agents[factory.name] = Agent(
+                    config,
+                    clock,
+                    outbox=MemoryOutbox(),
+                    publish=False,
+                    connect=connect_direct(plant, clock),
+                )
+
+            async def apply(step: Step) -> None:
+                await _apply_direct(step, plants, agents, clock.now(), scenario.timezone)
+
+            stop = asyncio.Event()
+            async with asyncio.TaskGroup() as group:
+                recording = group.create_task(recorder.run(end), name="recorder")
+                clock.track(recording)
+                for agent in agents.values():
+                    group.create_task(agent.run(stop))
+                for agent in agents.values():
+                    await agent.started.wait()
+                await _advance(scenario, clock, closing, steps, apply, progress=None)
+                stop.set()
+                for agent in agents.values():
+                    await agent.stopped.wait()
+                recording.cancel()
+    return _close(
+        Run(mode, "in-process", plants, recorder.records, agents, time.monotonic() - started)
+    )
+
+
+async def _advance(
+    scenario: Scenario,
+    clock: SimClock,
+    closing: datetime,
+    steps: list[Step],
+    apply: Callable[[Step], Any],
+    *,
+    progress: Callable[[float], None] | None,
+) -> None:
+    """Move the clock on the summary grid, stopping exactly at each event's moment."""
+    step = timedelta(seconds=scenario.summary_interval_s)
+    while clock.now() < closing:
+        target = min(closing, scenario.start + step * ((clock.now() - scenario.start) // step + 1))
+        if steps and steps[0].when <= target:
+            target = steps[0].when
+        await clock.advance_to(target)
+        while steps and steps[0].when <= clock.now():
+            await apply(steps.pop(0))
+        if progress:
+            progress((clock.now() - scenario.start) / (closing - scenario.start))
+
+
+async def _apply_direct(
+    step: Step, plants: dict[str, Plant], agents: dict[str, Agent], now: datetime, zone: str
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from .events import _resolve
+
+    event = step.event
+    if isinstance(event, DeviceFailureEvent):
+        outage = plants[event.factory].outages[event.device]
+        await (outage.begin() if step.phase == "begin" else outage.end())
+    elif isinstance(event, DemandResponseEvent):
+        start = _resolve(event.start, now, ZoneInfo(zone)) if event.start is not None else now
+        sites = list(agents) if event.factory == "all" else [event.factory]
+        target = (
+            {"limit_kw": event.limit_kw}
+            if event.limit_kw is not None
+            else {"reduction_kw": event.reduction_kw}
+        )
+        for site in sites:
+            command = {
+                "type": "demand_response",
+                "id": event.id,
+                "site": site,
+                "start": start.isoformat(),
+                "duration_s": round(event.duration_min * 60),
+                **target,
+            }
+            agents[site].commands.handle(json.dumps(command).encode(), now)
+    else:
+        assert isinstance(event, BrokerOutageEvent)  # nothing to do without a broker

@@ -114,6 +114,7 @@ class SimClock:
         self._now = start or datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
         if self._now.tzinfo is None:
             raise ValueError("SimClock needs a timezone-aware start time")
+        self._now = self._now.astimezone(UTC)  # as SystemClock: UTC, whatever the start says
         self._sleepers: list[_Sleeper] = []
         self._seq = itertools.count()
         self._running: set[asyncio.Task[object]] = set()

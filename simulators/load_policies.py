@@ -25,8 +25,8 @@ _POLICIES: dict[str, dict[str, Any]] = {
         "sheddable": True,
         "min_on_s": 120,
         "min_off_s": 60,
-        "max_off_s": 300,
-        "band": {"point": "pressure_bar", "minimum": 6.0, "margin": 0.4},
+        "max_off_s": 180,
+        "band": {"point": "pressure_bar", "minimum": 6.0, "margin": 0.6},
     },
     "process-chiller": {
         "rated_kw": 75,
@@ -81,9 +81,8 @@ def load_for(name: str, model: str, mode: Mode) -> dict[str, Any] | None:
     if policy is None or mode == "none":
         return None
     load = {"name": name, "device": name, "heartbeat": "heartbeat", **policy}
-    if mode == "limiter":
-        if "deferrable" in load:
-            del load["deferrable"]
-            if not load.get("sheddable"):
-                return None
+    if mode == "limiter" and "deferrable" in load:
+        del load["deferrable"]
+        if not load.get("sheddable"):
+            return None
     return load

@@ -233,7 +233,44 @@ def score_runs(scenario: Scenario, runs: dict[str, Run]) -> dict[str, Any]:
             per["hindsight"]["cost_saved_vnd"] = bound
         per["limit_kw"] = factory.limit_kw
         factories[name] = per
+    factories["park"] = _park_totals(factories)
     return factories
+
+
+def _park_totals(factories: dict[str, Any]) -> dict[str, Any]:
+    """The park's sums: cost, savings and hard violations over its factories."""
+    modes = {m for per in factories.values() for m in per if isinstance(per[m], dict)}
+    totals: dict[str, Any] = {"limit_kw": None}
+    for mode in sorted(modes):
+        rows = [per[mode] for per in factories.values() if isinstance(per.get(mode), dict)]
+        totals[mode] = {
+            key: sum(r.get(key) or 0 for r in rows)
+            for key in (
+                "cost_vnd",
+                "peak_hours_kwh",
+                "co2_kg",
+                "over_limit_kw_min",
+                "deadlines_missed",
+                "charging_shortfall_kwh",
+                "min_on_off_breaches",
+                "switching",
+            )
+            if any(key in r for r in rows)
+        }
+        breaches = [sum(r["process_band"].values()) for r in rows if "process_band" in r]
+        if breaches:
+            totals[mode]["process_breaches"] = round(sum(breaches), 1)
+    if "none" in totals and "hindsight" in totals:
+        base = totals["none"]["cost_vnd"]
+        bound = base - totals["hindsight"]["cost_vnd"]
+        for mode in ("agent", "limiter"):
+            if mode in totals:
+                saved = base - totals[mode]["cost_vnd"]
+                totals[mode]["cost_saved_vnd"] = saved
+                totals[mode]["cost_saved_pct"] = round(100 * saved / base, 2) if base else 0.0
+                totals[mode]["share_of_bound"] = round(saved / bound, 3) if bound > 0 else None
+        totals["hindsight"]["cost_saved_vnd"] = bound
+    return totals
 
 
 def _metrics(scenario: Scenario, summaries: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -134,7 +134,7 @@ def _min_time_breaches(
     """Writes that switched a load back before its minimum on (off) time had passed."""
     breaches = 0
     last: dict[str, tuple[datetime, bool]] = {}
-    for action in sorted(actions, key=lambda a: str(a["at"])):
+    for action in sorted(actions, key=lambda a: datetime.fromisoformat(str(a["at"]))):
         load, on = str(action["load"]), bool(action["on"])
         at = datetime.fromisoformat(str(action["at"]))
         if load in last and action["binding"] not in ("process band", "safe state"):
@@ -174,6 +174,10 @@ def hindsight(
     def slot_of(moment: datetime) -> int:
         return max(0, min(slots, math.floor((moment - first).total_seconds() / window_s)))
 
+    def slot_after(moment: datetime) -> int:
+        """A bound is relaxed: a job may use the whole slot its deadline falls in."""
+        return max(0, min(slots, math.ceil((moment - first).total_seconds() / window_s)))
+
     loads: list[DeferrableLoad] = []
     local = ZoneInfo(zone)
     days = sorted(
@@ -183,7 +187,7 @@ def hindsight(
         for day in days:
             if isinstance(machine, BatchFurnace):
                 for k, batch in enumerate(machine.day_batches(day)):
-                    earliest, deadline = slot_of(batch.release), slot_of(batch.deadline)
+                    earliest, deadline = slot_of(batch.release), slot_after(batch.deadline)
                     length = max(1, math.ceil(batch.duration_s / window_s))
                     if earliest >= slots:
                         continue
@@ -201,13 +205,16 @@ def hindsight(
                     earliest = slot_of(session.arrival)
                     if earliest >= slots:
                         continue
+                    kw = min(machine.rated_kw, session.max_kw)
+                    # A session that outlasts the day needs only what fits in the day.
+                    room = kw * (slots - earliest) * hours
                     loads.append(
                         DeferrableLoad(
                             name=f"{name}#{day}#{k}",
-                            power_kw=min(machine.rated_kw, session.max_kw),
-                            energy_kwh=session.energy_kwh,
+                            power_kw=kw,
+                            energy_kwh=min(session.energy_kwh, room),
                             earliest=earliest,
-                            deadline=max(earliest + 1, slot_of(session.departure)),
+                            deadline=max(earliest + 1, slot_after(session.departure)),
                         )
                     )
     prices = tuple(price_at(tariff, s, zone)[1] for s in starts)

@@ -135,15 +135,20 @@ def test_at_night_the_planned_batch_starts() -> None:
     assert "planned to run now at 1,190 VND/kWh" in action.reason
 
 
-def test_a_running_batch_is_never_touched_and_an_empty_queue_releases_the_hold() -> None:
+def test_a_running_batch_is_never_touched_and_an_idle_sequencer_is_held_for_the_plan() -> None:
+    """A sequencer left enabled would start a released batch before any plan placed it."""
     scheduler, states = make(site())
     running = snapshot(PEAK, furnace__batch_active=True, furnace__batches_waiting=0)
     assert scheduler.step(PEAK, running, 500) == []
-    states["furnace"].on, states["furnace"].held_by = False, "plan"
     empty = snapshot(PEAK, furnace__batch_active=False, furnace__batches_waiting=0)
     [action] = scheduler.step(PEAK, empty, 500)
-    assert (action.kind, action.on) == ("start", True)
-    assert "nothing to defer" in action.reason
+    assert (action.kind, action.on) == ("defer", False)
+    assert "waits for the plan" in action.reason
+    states["furnace"].on, states["furnace"].held_by = False, "plan"
+    assert scheduler.step(PEAK, empty, 500) == []  # held: nothing more to do
+    unknown = snapshot(PEAK)  # the furnace cannot be read: nothing is decided
+    states["furnace"].on, states["furnace"].held_by = True, None
+    assert scheduler.step(PEAK, unknown, 500) == []
 
 
 def test_a_car_leaving_soon_charges_now_one_leaving_tomorrow_waits() -> None:

@@ -42,6 +42,8 @@ class Scheduler:
         self._plan_slot: datetime | None = None
         self._signature: tuple[object, ...] = ()
         self.meter_kw: float | None = None
+        self._idle: dict[str, str] = {}
+        """Loads whose device says, readably, that nothing waits: by kind."""
 
     def step(
         self, now: datetime, snapshot: Mapping[PointId, Reading], limit_kw: float
@@ -55,6 +57,7 @@ class Scheduler:
             self._planner = Planner(time_limit_s=self.control.plan_time_limit_s)
         slot_s = self.control.plan_slot_s
         slot = datetime.fromtimestamp(now.timestamp() // slot_s * slot_s, UTC)
+        self._idle = {}
         work = {s.name: self._work(s, snapshot, slot, now) for s in self.deferrable}
         signature = tuple(
             (name, None if w is None else (w.batch_slots, w.deadline, round(w.energy_kwh)))
@@ -96,9 +99,15 @@ class Scheduler:
         from .planner import DeferrableLoad
 
         if spec.kind == "batch":
-            if value(spec.active):
+            active, waiting, duration = (
+                value(spec.active),
+                value(spec.waiting),
+                value(spec.duration),
+            )
+            if active:
                 return None  # running: it cannot be interrupted, so there is nothing to plan
-            waiting, duration = value(spec.waiting), value(spec.duration)
+            if active is not None and waiting == 0:
+                self._idle[state.name] = "batch"
             if not waiting or not duration:
                 return None
             slots = max(1, math.ceil(duration / slot_s))
@@ -111,6 +120,8 @@ class Scheduler:
             )
         connected, needed = value(spec.connected), value(spec.energy_needed)
         if not connected or not needed or needed < 0.1:
+            if connected is not None:
+                self._idle[state.name] = "energy"
             return None
         return DeferrableLoad(
             name=state.name,
@@ -147,6 +158,9 @@ class Scheduler:
             limit_kw=(limit_kw,) * slots,
             loads=loads,
             co2_kg_per_kwh=self.site.emissions.grid_kg_co2_per_kwh,
+            # A missed deadline spoils a batch or strands a driver: a process constraint,
+            # above the limit's price (the limiter still holds the window, load by load).
+            shortfall_vnd_per_kwh=1_000_000.0,
         )
         shift = 0
         if self._plan_slot is not None:
@@ -187,10 +201,16 @@ class Scheduler:
         for state in self.deferrable:
             load = work[state.name]
             if load is None:
-                if state.held_by == "plan":  # nothing waits any more: back to local control
-                    actions.append(
-                        self._action(now, state, "start", "nothing to defer", kwh=0, vnd=0)
-                    )
+                idle = self._idle.get(state.name)
+                if idle == "batch" and state.on and state.held_by is None:
+                    # A sequencer left enabled starts a batch the moment it is released,
+                    # before any plan could place it: hold it while nothing waits.
+                    why = "nothing waits; the next batch released waits for the plan"
+                    actions.append(self._action(now, state, "defer", why, kwh=0, vnd=0))
+                elif idle == "energy" and state.held_by == "plan":
+                    # No vehicle: back to local control, ready for the next one.
+                    why = "no session to plan"
+                    actions.append(self._action(now, state, "start", why, kwh=0, vnd=0))
                 continue
             if plan is None or state.name not in plan.running:
                 continue

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from drivers.modbus.config import ModbusDevice
 from drivers.modbus.driver import plan_groups
@@ -177,6 +177,11 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("reports"),
         help="folder for metrics.json and report.html (default reports/)",
+    )
+    simulate.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the baselines (no control, a classic limiter) and the hindsight bound",
     )
 
     demo = commands.add_parser(
@@ -428,7 +433,10 @@ async def _simulate(args: argparse.Namespace) -> int:
         with Progress() as bar:
             task = bar.add_task(f"{scenario.name}: {scenario.duration_h:g} h", total=1.0)
             metrics = await simulate(
-                scenario, out, progress=lambda done: bar.update(task, completed=done)
+                scenario,
+                out,
+                progress=lambda done: bar.update(task, completed=done),
+                baselines=not args.no_baselines,
             )
     except BrokerUnavailable as exc:
         print(f"simulate needs Mosquitto for the park's broker: {exc}", file=sys.stderr)
@@ -448,11 +456,35 @@ async def _simulate(args: argparse.Namespace) -> int:
             f"{name:<14} {f['energy_kwh']:>11,.1f} {f['peak_window_demand_kw']:>15,.1f} "
             f"{f['cost_vnd']:>13,} {f['co2_kg']:>9,.1f} {(f['data_quality'] or 0):>8.1%}"
         )
+    _print_score(metrics["score"])
     print(
         f"{scenario.duration_h:g} simulated hours in {wall:.0f} s "
         f"({scenario.duration_h * 3600 / wall:,.0f}x real time). Report: {out / 'report.html'}"
     )
     return EXIT_OK
+
+
+def _print_score(score: dict[str, Any]) -> None:
+    """The score on the plant's ground truth: each kind of control, and the bound."""
+    print(
+        f"\n{'factory':<12} {'control':<10} {'peak kW':>8} {'cost VND':>12} {'saved':>7} "
+        f"{'of bound':>8} {'over kW.min':>11} {'process':>8} {'missed':>6} {'switch':>6}"
+    )
+    for name, per in score.items():
+        for mode in ("none", "limiter", "agent", "hindsight"):
+            f = per.get(mode)
+            if not isinstance(f, dict):
+                continue
+            process = f.get("process_breaches", sum((f.get("process_band") or {}).values()))
+            bound = f.get("share_of_bound")
+            print(
+                f"{name:<12} {mode:<10} {f.get('peak_window_demand_kw') or 0:>8,.1f} "
+                f"{f.get('cost_vnd', 0):>12,} "
+                f"{(f.get('cost_saved_pct') or 0):>6.2f}% "
+                f"{'-' if bound is None else format(bound, '.0%'):>8} "
+                f"{f.get('over_limit_kw_min') or 0:>11,.1f} {process or 0:>8,.1f} "
+                f"{(f.get('deadlines_missed') or 0):>6} {(f.get('switching') or 0):>6}"
+            )
 
 
 def _describe(event: dict[str, object]) -> str:

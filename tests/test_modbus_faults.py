@@ -164,7 +164,7 @@ async def test_writes_use_the_configured_byte_order_and_are_logged(
         ModbusSimulator([unit]) as server,
         driver_for(device(server.port, WRITABLE, unit=7), clock) as driver,
     ):
-        caplog.set_level(logging.INFO)
+        caplog.set_level(logging.DEBUG)  # the driver logs each write at DEBUG
         await driver.write("dev/speed_ref_hz", 42.5)
         await driver.write("dev/setpoint_c", 65.3)
         await driver.write("dev/run", True)

@@ -345,7 +345,7 @@ class ModbusLineDriver:
                 raise WriteFailed(f"{point_id}: refused by the device: {exc}") from None
             finally:
                 lane.done()
-        log.info(
+        log.debug(  # the guard logs each action at INFO, with its reason
             "write %s unit %d %s %d (%s): %s -> %s (FC%02d %s)",
             device.name,
             device.unit,

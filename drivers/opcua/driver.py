@@ -183,7 +183,7 @@ class OpcUaDriver:
                 await session.write(node, raw)
         except UaStatusCodeError as exc:
             raise WriteFailed(f"{point_id}: refused by the server: {exc}") from None
-        log.info(
+        log.debug(  # the guard logs each action at INFO, with its reason
             "write %s %s (%s): %s%s",
             self._device.name,
             name,

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -30,7 +32,7 @@ from edge_agent.energy.tariff import EmissionsConfig, TariffConfig
 from .events import Event, check_events
 from .factory import Plant
 from .load_policies import Mode, load_for
-from .park_run import WINDOW_S, Run, run_direct, run_protocols
+from .park_run import WINDOW_S, Run, direct_day, run_protocols
 from .scoring import hindsight, score
 
 __all__ = ["Scenario", "load_scenario", "score_runs", "simulate", "site_config"]
@@ -164,17 +166,17 @@ async def simulate(
     without control and with a classic limiter, and solve the perfect-hindsight bound; write
     `metrics.json` and `report.html` into `out`; the metrics."""
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
-    share = 0.8 if baselines else 1.0
-    main = await run_protocols(
-        scenario, "agent", progress=(lambda done: progress(done * share)) if progress else None
-    )
-    runs = {"agent": main}
-    modes: tuple[Mode, ...] = ("none", "limiter")
-    if baselines:
-        for number, mode in enumerate(modes):
-            runs[mode] = await run_direct(scenario, mode)
-            if progress:
-                progress(share + (1 - share) * (number + 1) / 2)
+    modes: tuple[Mode, ...] = ("none", "limiter") if baselines else ()
+    # The baselines run in a process of their own, on the other core, while the main run
+    # (one event loop, one core) goes through the protocol stacks.
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        loop = asyncio.get_running_loop()
+        pending = {
+            mode: loop.run_in_executor(pool, direct_day, scenario.model_dump_json(), mode)
+            for mode in modes
+        }
+        main = await run_protocols(scenario, "agent", progress=progress)
+        runs = {"agent": main} | {mode: await future for mode, future in pending.items()}
     metrics = _metrics(scenario, main.summaries)
     metrics["events"] = main.events
     metrics["delivery"] = main.delivery
@@ -212,7 +214,7 @@ def score_runs(scenario: Scenario, runs: dict[str, Run]) -> dict[str, Any]:
             none = runs["none"]
             per["hindsight"] = hindsight(
                 none.records[name],
-                none.plants[name].machines,
+                none.machines[name],
                 window_s=WINDOW_S,
                 tariff=tariff,
                 zone=zone,

@@ -26,6 +26,7 @@ from edge_agent.northbound.outbox import MemoryOutbox
 from edge_agent.northbound.topics import Topics
 
 from .broker import MosquittoBroker
+from .equipment import Machine
 from .events import (
     BrokerOutageEvent,
     DemandResponseEvent,
@@ -44,7 +45,7 @@ from .scoring import FactoryRecord, Recorder
 if TYPE_CHECKING:
     from .park import Scenario
 
-__all__ = ["Run", "run_direct", "run_protocols"]
+__all__ = ["Run", "direct_day", "run_direct", "run_protocols"]
 
 WINDOW_S = 900
 """The billing window the day is scored in (EVN's 15 minutes)."""
@@ -57,7 +58,10 @@ class Run:
     plants: dict[str, Plant]
     records: dict[str, FactoryRecord]
     agents: dict[str, Agent]
+    """Empty for a run made in another process (agents do not travel)."""
     wall_s: float
+    machines: dict[str, dict[str, Machine]] = field(default_factory=dict)
+    """Each factory's machine models as the day left them (for the hindsight bound)."""
     summaries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     site_summaries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -74,6 +78,7 @@ def _recorder(scenario: Scenario, clock: SimClock, plants: dict[str, Plant]) -> 
 
 
 def _close(run: Run) -> Run:
+    run.machines = {name: plant.machines for name, plant in run.plants.items()}
     for name, agent in run.agents.items():
         if agent.controller is not None:
             run.records[name].actions = [
@@ -169,6 +174,16 @@ async def run_protocols(
             },
         )
     )
+
+
+def direct_day(scenario_json: str, mode: Mode) -> Run:
+    """`run_direct` in a process of its own (a baseline beside the main run, on the other
+    core): what it returns is the part of a `Run` that travels, records and machines."""
+    from .park import Scenario
+
+    run = asyncio.run(run_direct(Scenario.model_validate_json(scenario_json), mode))
+    run.plants, run.agents = {}, {}
+    return run
 
 
 async def run_direct(scenario: Scenario, mode: Mode) -> Run:

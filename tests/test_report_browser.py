@@ -32,7 +32,12 @@ SHORT = {
     "poll_interval_s": 10,
     "summary_interval_s": 300,
     "factories": [
-        {"name": "press-shop", "base_load_kw": 180},
+        {
+            "name": "press-shop",
+            "base_load_kw": 180,
+            "limit_kw": 200,
+            "machines": [{"name": "chiller-1", "model": "process-chiller"}],
+        },
         {"name": "cold-store", "base_load_kw": 60, "night_share": 0.8},
     ],
 }
@@ -99,10 +104,13 @@ async def test_the_report_renders_in_a_browser_without_errors(tmp_path: Path) ->
     assert not _script_errors(log), "\n".join(_script_errors(log))
     elements = _Elements()
     elements.feed(dom)
-    assert elements.counts.get("table") == 1
-    assert elements.counts.get("tr") == 1 + len(scenario.factories)
+    # The day, the score, and the actions of the factory under control.
+    assert elements.counts.get("table") == 3
     assert elements.counts.get("svg") == len(scenario.factories), "one plot per factory"
-    assert elements.counts.get("polyline") == len(scenario.factories)
+    runs = 3  # the agent, no control, the classic limiter
+    assert elements.counts.get("polyline") == runs * len(scenario.factories)
+    assert "perfect-hindsight bound" in dom
+    assert "shed chiller-1" in dom or "restore chiller-1" in dom, "an action with its reason"
     for factory in scenario.factories:
         assert factory.name in dom
 

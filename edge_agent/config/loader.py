@@ -77,6 +77,9 @@ def load_site(path: Path | str, *, environ: dict[str, str] | None = None) -> Sit
     problems = [Problem(_mark(doc, p), _field_path(doc.data, p), m) for p, m in doc.env_problems]
     model_problems = _resolve_models(doc, path)
     problems += model_problems + _duplicate_names(doc) + _line_references(doc)
+    from .control_refs import REPORTED, control_references  # it builds on this module
+
+    problems += control_references(doc)
     try:
         config = SiteConfig.model_validate(doc.data)
     except ValidationError as exc:
@@ -92,6 +95,7 @@ def load_site(path: Path | str, *, environ: dict[str, str] | None = None) -> Sit
             # reported above, where they are written
             and "two devices are named" not in p.message
             and "which is not under modbus_lines" not in p.message
+            and not any(text in p.message for text in REPORTED)
         ]
         raise ConfigError(_ordered(problems)) from None
     if problems:

@@ -350,11 +350,11 @@ def _schema(*, payloads: bool) -> int:
         from pydantic import TypeAdapter
 
         from .northbound.commands import Command, CommandResponse
-        from .northbound.payloads import DeviceSummary, Status
+        from .northbound.payloads import DeviceSummary, SiteSummary, Status
 
         schemas = {
             m.__name__: m.model_json_schema(by_alias=True)
-            for m in (DeviceSummary, Status, CommandResponse)
+            for m in (SiteSummary, DeviceSummary, Status, CommandResponse)
         }
         schemas["Command"] = TypeAdapter(Command).json_schema(by_alias=True)
         print(json.dumps(schemas, indent=2))
@@ -458,7 +458,8 @@ async def _simulate(args: argparse.Namespace) -> int:
         )
     _print_score(metrics["score"])
     print(
-        f"{scenario.duration_h:g} simulated hours in {wall:.0f} s "
+        f"{scenario.duration_h:g} simulated hour{'s' if scenario.duration_h != 1 else ''} "
+        f"in {wall:.0f} s "
         f"({scenario.duration_h * 3600 / wall:,.0f}x real time). Report: {out / 'report.html'}"
     )
     return EXIT_OK
@@ -477,8 +478,9 @@ def _print_score(score: dict[str, Any]) -> None:
                 continue
             process = f.get("process_breaches", sum((f.get("process_band") or {}).values()))
             bound = f.get("share_of_bound")
+            peak = f.get("peak_window_demand_kw")
             print(
-                f"{name:<12} {mode:<10} {f.get('peak_window_demand_kw') or 0:>8,.1f} "
+                f"{name:<12} {mode:<10} {'-' if peak is None else format(peak, ',.1f'):>8} "
                 f"{f.get('cost_vnd', 0):>12,} "
                 f"{(f.get('cost_saved_pct') or 0):>6.2f}% "
                 f"{'-' if bound is None else format(bound, '.0%'):>8} "

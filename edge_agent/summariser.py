@@ -198,12 +198,13 @@ class Summariser:
             self._topics.site_summary, summary.model_dump_json(by_alias=True).encode()
         )
         log.info(
-            "site summary #%d stored: %s, %s, demand limit %.0f kW (%s)",
+            "site summary #%d stored: %s, window demand %s kW against %.0f kW (%s), %s",
             summary.seq,
             self._site.name,
-            count(len(report.actions), "action"),
+            _fmt(meter.billing_window_demand_kw, ".0f"),
             report.limit_kw,
             report.limit_source,
+            count(len(report.actions), "action"),
         )
 
     def _interval_start(self, at: datetime) -> datetime:

@@ -143,7 +143,9 @@ class Guard:
                 continue
             try:
                 await self._write(f"{state.config.device}/{point}", self._beat)
-            except (WriteRefused, WriteFailed, DeviceUnavailable) as exc:
+            except DeviceUnavailable as exc:  # not connected yet, or lost: the poller says so
+                log.debug("heartbeat to %s not sent: %s", state.config.device, exc)
+            except (WriteRefused, WriteFailed) as exc:
                 log.warning("heartbeat to %s failed: %s", state.config.device, exc)
 
     def device_lost(self, device: str, now: datetime) -> list[Action]:

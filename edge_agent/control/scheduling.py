@@ -205,7 +205,10 @@ class Scheduler:
                 if idle == "batch" and state.on and state.held_by is None:
                     # A sequencer left enabled starts a batch the moment it is released,
                     # before any plan could place it: hold it while nothing waits.
-                    why = "no batch waits; holding the sequencer so that the next batch released waits for the plan"
+                    why = (
+                        "no batch waits; holding the sequencer so that the next batch "
+                        "released waits for the plan"
+                    )
                     actions.append(self._action(now, state, "defer", why, kwh=0, vnd=0))
                 elif idle == "energy" and state.held_by == "plan":
                     # No vehicle: back to local control, ready for the next one.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -91,12 +92,15 @@ class Agent:
         publish: bool = True,
         connect: Callable[[Sequence[Device]], Driver] | None = None,
         site_file: Path | None = None,
+        seed: int | None = None,
     ) -> None:
         """`outbox` defaults to the durable one at the site's `outbox.path`; `publish=False`
         (`edge-agent run --no-publish`) runs without a broker: summaries stay queued.
         `connect` serves each line's (or OPC UA server's) devices with another driver: a
         bench's in-process plant instead of the protocol stacks. `site_file` is what
-        `reload()` reads again."""
+        `reload()` reads again. `seed` makes the reconnect jitter repeatable, for a bench
+        whose same scenario and seed must give the same day."""
+        self._seed = seed
         self.config = config
         self.clock = clock
         self.publish = publish
@@ -158,6 +162,12 @@ class Agent:
         self.stopped = asyncio.Event()
         """Set when `run()` has finished: polling stopped, the outbox drained (bounded)."""
 
+    def _rng(self, name: str) -> random.Random:
+        """Jitter: from the system, or repeatable per line under a bench's seed."""
+        if self._seed is None:
+            return random.Random()
+        return random.Random(f"{self._seed}/{self.config.site.name}/{name}")
+
     def _build(self, unit: Unit) -> _Polling:
         """The driver and poller of one unit, not yet started."""
         connect = self._connect
@@ -166,7 +176,11 @@ class Agent:
             driver = (
                 connect(devices) if connect else ModbusLineDriver(unit.line, devices, self.clock)
             )
-            backoff = Backoff(unit.line.reconnect_initial_s, unit.line.reconnect_max_s)
+            backoff = Backoff(
+                unit.line.reconnect_initial_s,
+                unit.line.reconnect_max_s,
+                rng=self._rng(unit.line.name),
+            )
             policies = {
                 d.name: DevicePolicy(d.degrade_after, 2 * d.poll_interval_s, d.degraded_retry_max_s)
                 for d in devices
@@ -175,7 +189,9 @@ class Agent:
             [device] = unit.devices
             assert isinstance(device, OpcUaDevice)
             driver = connect([device]) if connect else OpcUaDriver(device, self.clock)
-            backoff = Backoff(device.reconnect_initial_s, device.reconnect_max_s)
+            backoff = Backoff(
+                device.reconnect_initial_s, device.reconnect_max_s, rng=self._rng(device.name)
+            )
             policies = {}
         poller = Poller(
             driver,

@@ -249,6 +249,30 @@ class OpcUaServerDown:
         await self.server._start()
 
 
+def demand_response_command(
+    event: DemandResponseEvent, site: str, start: datetime
+) -> dict[str, Any]:
+    """The command the park's side sends a site for `event`, as JSON would carry it."""
+    target = (
+        {"limit_kw": event.limit_kw}
+        if event.limit_kw is not None
+        else {"reduction_kw": event.reduction_kw}
+    )
+    return {
+        "type": "demand_response",
+        "id": event.id,
+        "site": site,
+        "start": start.isoformat(),
+        "duration_s": round(event.duration_min * 60),
+        **target,
+    }
+
+
+def demand_response_start(event: DemandResponseEvent, now: datetime, zone: ZoneInfo) -> datetime:
+    """When the event's request takes effect: its `start`, the first such moment from now."""
+    return _resolve(event.start, now, zone) if event.start is not None else now
+
+
 class ParkEvents:
     """Applies the steps of a scenario's events to a running park, and records what
     happened for the metrics: one record per event, in the scenario's order."""
@@ -314,7 +338,7 @@ class ParkEvents:
         self._records[step.index] = {"kind": "broker_outage", "from": self._local(step.when)}
 
     async def _demand_response(self, event: DemandResponseEvent, now: datetime) -> dict[str, Any]:
-        start = _resolve(event.start, now, self._zone) if event.start is not None else now
+        start = demand_response_start(event, now, self._zone)
         sites = list(self._agents) if event.factory == "all" else [event.factory]
         target = (
             {"limit_kw": event.limit_kw}
@@ -331,14 +355,7 @@ class ParkEvents:
             "responses": {},
         }
         for site in sites:
-            command = {
-                "type": "demand_response",
-                "id": event.id,
-                "site": site,
-                "start": start.isoformat(),
-                "duration_s": round(event.duration_min * 60),
-                **target,
-            }
+            command = demand_response_command(event, site, start)
             record["responses"][site] = await self._send(site, command)
         return record
 

@@ -210,8 +210,8 @@ def score_runs(scenario: Scenario, runs: dict[str, Run]) -> dict[str, Any]:
             )
             for mode, run in runs.items()
         }
-        if "none" in runs:
-            none = runs["none"]
+        none = runs.get("none")
+        if none is not None and none.records[name].window_starts:  # a whole window to score
             per["hindsight"] = hindsight(
                 none.records[name],
                 none.machines[name],

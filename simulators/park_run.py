@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from edge_agent.agent import Agent
 from edge_agent.clock import SimClock
@@ -34,6 +35,8 @@ from .events import (
     DeviceOutage,
     ParkEvents,
     Step,
+    demand_response_command,
+    demand_response_start,
     timeline,
 )
 from .factory import Plant, build_plant, connect_direct, direct_plant, serve_plant
@@ -68,13 +71,23 @@ class Run:
     delivery: dict[str, int] = field(default_factory=dict)
 
 
-def _recorder(scenario: Scenario, clock: SimClock, plants: dict[str, Plant]) -> Recorder:
-    return Recorder(
+def _day(
+    scenario: Scenario,
+) -> tuple[SimClock, datetime, datetime, list[Step], dict[str, Plant], Recorder]:
+    """The day's clock, its end, when to stop (the last interval is summarised a settle
+    time after the end), its event steps, the plant models and their recorder."""
+    clock = SimClock(scenario.start)
+    end = scenario.start + timedelta(hours=scenario.duration_h)
+    closing = end + timedelta(seconds=scenario.poll_interval_s + 1)
+    steps = timeline(scenario.events, start=scenario.start, end=end, zone=scenario.timezone)
+    plants = {f.name: build_plant(scenario, i, f, clock) for i, f in enumerate(scenario.factories)}
+    recorder = Recorder(
         clock,
         WINDOW_S,
         {n: (p.meter.import_energy_kwh, p.machines) for n, p in plants.items()},
         {f.name: f.limit_kw for f in scenario.factories},
     )
+    return clock, end, closing, steps, plants, recorder
 
 
 def _close(run: Run) -> Run:
@@ -104,13 +117,7 @@ async def run_protocols(
     from .park import site_config
 
     started = time.monotonic()
-    clock = SimClock(scenario.start)
-    end = scenario.start + timedelta(hours=scenario.duration_h)
-    # The last interval is summarised a settle time after the end: run until then.
-    closing = end + timedelta(seconds=scenario.poll_interval_s + 1)
-    steps = timeline(scenario.events, start=scenario.start, end=end, zone=scenario.timezone)
-    plants = {f.name: build_plant(scenario, i, f, clock) for i, f in enumerate(scenario.factories)}
-    recorder = _recorder(scenario, clock, plants)
+    clock, end, closing, steps, plants, recorder = _day(scenario)
     with tempfile.TemporaryDirectory(prefix="edge-agent-bench-") as tmp:
         work = Path(tmp)
         async with contextlib.AsyncExitStack() as stack:
@@ -125,7 +132,7 @@ async def run_protocols(
                 config = site_config(
                     scenario, factory, plant, broker_port=broker.port, work=work, mode=mode
                 )
-                agents[factory.name] = Agent(config, clock)
+                agents[factory.name] = Agent(config, clock, seed=scenario.seed)
             link = await stack.enter_async_context(
                 ParkLink(
                     broker.port,
@@ -191,12 +198,7 @@ async def run_direct(scenario: Scenario, mode: Mode) -> Run:
     from .park import site_config
 
     started = time.monotonic()
-    clock = SimClock(scenario.start)
-    end = scenario.start + timedelta(hours=scenario.duration_h)
-    closing = end + timedelta(seconds=scenario.poll_interval_s + 1)
-    steps = timeline(scenario.events, start=scenario.start, end=end, zone=scenario.timezone)
-    plants = {f.name: build_plant(scenario, i, f, clock) for i, f in enumerate(scenario.factories)}
-    recorder = _recorder(scenario, clock, plants)
+    clock, end, closing, steps, plants, recorder = _day(scenario)
     agents: dict[str, Agent] = {}
     with tempfile.TemporaryDirectory(prefix="edge-agent-bench-") as tmp:
         async with contextlib.AsyncExitStack() as stack:
@@ -213,6 +215,7 @@ async def run_direct(scenario: Scenario, mode: Mode) -> Run:
                     outbox=MemoryOutbox(),
                     publish=False,
                     connect=connect_direct(plant, clock),
+                    seed=scenario.seed,
                 )
 
             async def apply(step: Step) -> None:
@@ -261,31 +264,15 @@ async def _advance(
 async def _apply_direct(
     step: Step, plants: dict[str, Plant], agents: dict[str, Agent], now: datetime, zone: str
 ) -> None:
-    from zoneinfo import ZoneInfo
-
-    from .events import _resolve
-
     event = step.event
     if isinstance(event, DeviceFailureEvent):
         outage = plants[event.factory].outages[event.device]
         await (outage.begin() if step.phase == "begin" else outage.end())
     elif isinstance(event, DemandResponseEvent):
-        start = _resolve(event.start, now, ZoneInfo(zone)) if event.start is not None else now
+        start = demand_response_start(event, now, ZoneInfo(zone))
         sites = list(agents) if event.factory == "all" else [event.factory]
-        target = (
-            {"limit_kw": event.limit_kw}
-            if event.limit_kw is not None
-            else {"reduction_kw": event.reduction_kw}
-        )
         for site in sites:
-            command = {
-                "type": "demand_response",
-                "id": event.id,
-                "site": site,
-                "start": start.isoformat(),
-                "duration_s": round(event.duration_min * 60),
-                **target,
-            }
+            command = demand_response_command(event, site, start)
             agents[site].commands.handle(json.dumps(command).encode(), now)
     else:
         assert isinstance(event, BrokerOutageEvent)  # nothing to do without a broker

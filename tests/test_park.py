@@ -10,14 +10,22 @@ SCENARIO = Path(__file__).parents[1] / "configs" / "scenarios" / "demo-park.yaml
 
 
 async def test_the_same_scenario_and_seed_give_the_same_metrics(tmp_path: Path) -> None:
-    scenario = load_scenario(SCENARIO).model_copy(update={"duration_h": 0.25})
+    park = load_scenario(SCENARIO)
+    # 10:10 to 10:40: the plastics shop's meter stops answering at 10:15 (a scenario event),
+    # so reconnects and their jitter are part of what must repeat.
+    scenario = park.model_copy(
+        update={"start": park.start.replace(hour=10, minute=10), "duration_h": 0.5}
+    )
     first = await simulate(scenario, tmp_path / "first")
     second = await simulate(scenario, tmp_path / "second")
     assert first == second
     for name, factory in first["factories"].items():
         assert factory["energy_kwh"] > 0, name
-        assert factory["data_quality"] == 1.0, name
-        assert factory["summaries"] == 3 * (
+        if name == "plastics":
+            assert factory["data_quality"] < 1.0, "the meter's outage shows"
+        else:
+            assert factory["data_quality"] == 1.0, name
+        assert factory["summaries"] == 6 * (
             1 + len(next(f for f in scenario.factories if f.name == name).machines)
         ), name
     report = (tmp_path / "first" / "report.html").read_text()

@@ -14,7 +14,7 @@ import contextlib
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -145,23 +145,19 @@ async def run_protocols(
             events = ParkEvents(
                 zone=scenario.timezone, broker=broker, link=link, agents=agents, outages=outages
             )
-            stop = asyncio.Event()
-            async with asyncio.TaskGroup() as group:
-                recording = group.create_task(recorder.run(end), name="recorder")
-                clock.track(recording)
-                for agent in agents.values():
-                    group.create_task(agent.run(stop))
-                for agent in agents.values():
-                    await agent.started.wait()
-                    async with asyncio.timeout(30):  # so that a command at the start is heard
-                        await agent.publisher.ready.wait()
-                await _advance(scenario, clock, closing, steps, events.apply, progress=progress)
-                stop.set()
-                for agent in agents.values():  # each drains its outbox before it stops
-                    await agent.stopped.wait()
-                # The last ones may still be on their way.
+
+            async def delivered() -> None:  # the last ones may still be on their way
                 await link.arrived(sum(a.publisher.stats.published for a in agents.values()))
-                recording.cancel()
+
+            await _through_the_day(
+                scenario,
+                (clock, end, closing, steps, recorder),
+                agents,
+                events.apply,
+                progress=progress,
+                connected=True,
+                after=delivered,
+            )
     return _close(
         Run(
             mode,
@@ -221,22 +217,46 @@ async def run_direct(scenario: Scenario, mode: Mode) -> Run:
             async def apply(step: Step) -> None:
                 await _apply_direct(step, plants, agents, clock.now(), scenario.timezone)
 
-            stop = asyncio.Event()
-            async with asyncio.TaskGroup() as group:
-                recording = group.create_task(recorder.run(end), name="recorder")
-                clock.track(recording)
-                for agent in agents.values():
-                    group.create_task(agent.run(stop))
-                for agent in agents.values():
-                    await agent.started.wait()
-                await _advance(scenario, clock, closing, steps, apply, progress=None)
-                stop.set()
-                for agent in agents.values():
-                    await agent.stopped.wait()
-                recording.cancel()
+            await _through_the_day(
+                scenario, (clock, end, closing, steps, recorder), agents, apply, progress=None
+            )
     return _close(
         Run(mode, "in-process", plants, recorder.records, agents, time.monotonic() - started)
     )
+
+
+async def _through_the_day(
+    scenario: Scenario,
+    day: tuple[SimClock, datetime, datetime, list[Step], Recorder],
+    agents: dict[str, Agent],
+    apply: Callable[[Step], Any],
+    *,
+    progress: Callable[[float], None] | None,
+    connected: bool = False,
+    after: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """The agents and the recorder through the day, the events applied at their moments;
+    every agent stopped (its outbox drained) before the recorder is; `connected` waits for
+    each agent's broker session first, so that a command at the start is heard."""
+    clock, end, closing, steps, recorder = day
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        recording = group.create_task(recorder.run(end), name="recorder")
+        clock.track(recording)
+        for agent in agents.values():
+            group.create_task(agent.run(stop))
+        for agent in agents.values():
+            await agent.started.wait()
+            if connected:
+                async with asyncio.timeout(30):
+                    await agent.publisher.ready.wait()
+        await _advance(scenario, clock, closing, steps, apply, progress=progress)
+        stop.set()
+        for agent in agents.values():  # each drains its outbox before it stops
+            await agent.stopped.wait()
+        if after is not None:
+            await after()
+        recording.cancel()
 
 
 async def _advance(

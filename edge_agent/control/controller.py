@@ -136,7 +136,7 @@ class Controller:
         else:
             self.window.forget()
             self.projected_kw = None
-        self.limit_kw, self.limit_source = self._limit(now, projection)
+        self.limit_kw, self.limit_source = self._limit(now)
         _, price = price_at(self.site.tariff, now, self.site.site.timezone)
         self.scheduler.meter_kw = power
         decided = self.scheduler.step(now, snapshot, self.limit_kw)
@@ -205,7 +205,7 @@ class Controller:
 
     # Demand response --------------------------------------------------------------------------
 
-    def _limit(self, now: datetime, projection: object) -> tuple[float, str]:
+    def _limit(self, now: datetime) -> tuple[float, str]:
         """The limit in force: the site's, or the lowest an active event sets."""
         limit, source = self.config.limit_kw, "demand limit"
         for request in self.inputs.demand_response.values():

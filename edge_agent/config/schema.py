@@ -38,6 +38,12 @@ class SiteInfo(StrictModel):
     """The park's id, e.g. `binh-duong-1`."""
     timezone: str = "Asia/Ho_Chi_Minh"
     """IANA zone of the site; tariff hours and daily figures follow it."""
+    latitude_deg: float | None = Field(default=None, ge=-90, le=90)
+    """The site's latitude (degrees, north positive), e.g. 11.0 in Binh Duong: with
+    `longitude_deg`, it places the sun for the planner's PV forecast; without them the
+    planner forecasts no generation."""
+    longitude_deg: float | None = Field(default=None, ge=-180, le=180)
+    """The site's longitude (degrees, east positive), e.g. 106.65 in Binh Duong."""
 
     @field_validator("timezone")
     @classmethod
@@ -47,6 +53,12 @@ class SiteInfo(StrictModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> SiteInfo:
+        if (self.latitude_deg is None) != (self.longitude_deg is None):
+            raise ValueError("set both `latitude_deg` and `longitude_deg`, or neither")
+        return self
 
 
 class TlsConfig(StrictModel):

@@ -13,7 +13,14 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
 
 from edge_agent.config.base import Name, StrictModel
 
-__all__ = ["BandConfig", "ControlConfig", "DeferrableConfig", "LoadConfig", "WindowConfig"]
+__all__ = [
+    "BandConfig",
+    "ControlConfig",
+    "DeferrableConfig",
+    "GenerationConfig",
+    "LoadConfig",
+    "WindowConfig",
+]
 
 
 class WindowConfig(StrictModel):
@@ -115,6 +122,15 @@ class LoadConfig(StrictModel):
         return self
 
 
+class GenerationConfig(StrictModel):
+    """A device that measures on-site generation (a PV inverter or its meter). The planner
+    learns the site's base load net of it, and forecasts it from the sun."""
+
+    device: Name
+    power: Name = "power_kw"
+    """The point with the generated power (kW, positive when generating)."""
+
+
 class ControlConfig(StrictModel):
     mode: Literal["advisory", "active"] = "advisory"
     """`advisory` decides, logs and publishes every action but writes nothing: how a new site
@@ -146,6 +162,9 @@ class ControlConfig(StrictModel):
     plan_horizon_h: PositiveFloat = 24
     plan_time_limit_s: PositiveFloat = 0.8
     loads: list[LoadConfig] = Field(default_factory=list)
+    generation: list[GenerationConfig] = Field(default_factory=list)
+    """The devices that measure on-site generation (PV); without them the planner forecasts
+    none."""
 
     @model_validator(mode="after")
     def _unique(self) -> ControlConfig:

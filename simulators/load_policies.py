@@ -10,6 +10,7 @@ reach the machine through a poll, a control cycle and a PLC scan.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 __all__ = ["Mode", "load_for"]
@@ -52,7 +53,7 @@ _POLICIES: dict[str, dict[str, Any]] = {
         "min_on_s": 0,
         "min_off_s": 0,
         "max_off_s": 86_000,
-        "deferrable": {"kind": "batch"},
+        "deferrable": {"kind": "batch", "batch_power": "batch_kw", "queue": {"length": 6}},
     },
     "ev-charger": {
         "rated_kw": 7.4,
@@ -75,12 +76,25 @@ _POLICIES: dict[str, dict[str, Any]] = {
 }
 
 
-def load_for(name: str, model: str, mode: Mode) -> dict[str, Any] | None:
-    """The `control.loads` entry for a machine, or None if it is not a load in `mode`."""
+def load_for(
+    name: str, model: str, mode: Mode, *, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The `control.loads` entry for a machine, or None if it is not a load in `mode`.
+
+    `overrides` (a scenario's `load:`) replace the policy's fields;
+    a `band` mapping is merged into the policy's band (`band: null` removes it)."""
     policy = _POLICIES.get(model)
     if policy is None or mode == "none":
         return None
     load = {"name": name, "device": name, "heartbeat": "heartbeat", **policy}
+    for key, value in (overrides or {}).items():
+        band = load.get("band")
+        if key == "band" and isinstance(value, Mapping) and isinstance(band, Mapping):
+            load["band"] = {**band, **value}
+        elif key == "band" and value is None:
+            load.pop("band", None)
+        else:
+            load[key] = value
     if mode == "limiter" and "deferrable" in load:
         del load["deferrable"]
         if not load.get("sheddable"):

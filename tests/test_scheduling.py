@@ -135,11 +135,15 @@ def test_at_night_the_planned_batch_starts() -> None:
     assert "planned to run now at 1,190 VND/kWh" in action.reason
 
 
-def test_a_running_batch_is_never_touched_and_an_idle_sequencer_is_held_for_the_plan() -> None:
-    """A sequencer left enabled would start a released batch before any plan placed it."""
+def test_a_running_batch_runs_on_while_the_sequencer_is_held_for_the_plan() -> None:
+    """A sequencer left enabled would start the next batch the moment one is released or the
+    running one ends, before any plan placed it. Holding it never stops a running batch (the
+    device's contract), so the hold is written while the batch runs."""
     scheduler, states = make(site())
     running = snapshot(PEAK, furnace__batch_active=True, furnace__batches_waiting=0)
-    assert scheduler.step(PEAK, running, 500) == []
+    [action] = scheduler.step(PEAK, running, 500)
+    assert (action.kind, action.on) == ("defer", False)
+    states["furnace"].on, states["furnace"].held_by = True, None
     empty = snapshot(PEAK, furnace__batch_active=False, furnace__batches_waiting=0)
     [action] = scheduler.step(PEAK, empty, 500)
     assert (action.kind, action.on) == ("defer", False)

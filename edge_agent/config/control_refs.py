@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_agent.control.config import DeferrableConfig
+from edge_agent.control.config import BatchQueueConfig, DeferrableConfig
 
 from .loader import Problem, did_you_mean, problem_at
 from .located import Located, Path_
@@ -62,7 +62,33 @@ def control_references(doc: Located) -> list[Problem]:
     for index, load in enumerate(loads if isinstance(loads, list) else []):
         if isinstance(load, dict):
             problems += _load(doc, ("control", "loads", index), load, by_name)
+    sources = control.get("generation")
+    for index, source in enumerate(sources if isinstance(sources, list) else []):
+        if isinstance(source, dict):
+            problems += _generation(doc, ("control", "generation", index), source, by_name)
     return problems
+
+
+def _generation(
+    doc: Located, path: Path_, source: dict[str, Any], devices: dict[str, dict[str, Any]]
+) -> list[Problem]:
+    """A generation source's device exists and has its power point."""
+    name, point = source.get("device"), source.get("power", "power_kw")
+    if not isinstance(name, str):
+        return []
+    if name not in devices:
+        return [_unknown_device(doc, (*path, "device"), name, devices)]
+    points = devices[name].get("points") or {}
+    if not isinstance(point, str) or isinstance(points.get(point), dict):
+        return []
+    return [
+        problem_at(
+            doc,
+            (*path, "power") if "power" in source else path,
+            f"device {name!r} has no point {point!r}"
+            f"{did_you_mean(point, [str(p) for p in points])}",
+        )
+    ]
 
 
 def _load(
@@ -96,6 +122,7 @@ def _load(
                 (*path, "deferrable", key) if key in deferrable else (*path, "deferrable")
             )
             wanted.append((where, str(point), False))
+        wanted += _queue_points(path, deferrable)
     for where, point, written in wanted:
         spec = points.get(point)
         if not isinstance(spec, dict):
@@ -117,6 +144,26 @@ def _load(
                 )
             )
     return problems
+
+
+def _queue_points(path: Path_, deferrable: dict[str, Any]) -> list[tuple[Path_, str, bool]]:
+    """A batch queue's table must be on the device: its first and last entries are checked
+    (a missing point is then reported once, not once an entry)."""
+    queue, power = deferrable.get("queue"), deferrable.get("batch_power")
+    wanted: list[tuple[Path_, str, bool]] = []
+    if isinstance(power, str):
+        wanted.append(((*path, "deferrable", "batch_power"), power, False))
+    if not isinstance(queue, dict):
+        return wanted
+    try:
+        table = BatchQueueConfig.model_validate(queue)
+    except ValueError:
+        return wanted  # the schema reports what is wrong with the table itself
+    for k in sorted({1, table.length}):
+        for key, point in zip(("duration", "deadline", "power"), table.points(k), strict=True):
+            if point is not None:
+                wanted.append(((*path, "deferrable", "queue", key), point, False))
+    return wanted
 
 
 def _unknown_device(

@@ -14,7 +14,8 @@ import logging
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from edge_agent.clock import Clock
 from edge_agent.config.schema import SiteConfig
@@ -28,7 +29,7 @@ from .guard import Guard, Writer
 from .limiter import DemandLimiter, LimiterInputs
 from .loads import Action
 from .scheduling import Scheduler
-from .window import WindowTracker
+from .window import Projection, WindowTracker
 
 __all__ = ["ControlReport", "Controller"]
 
@@ -94,6 +95,12 @@ class Controller:
         self.limit_source = "site limit"
         self.projected_kw: float | None = None
         self._last_cycle: datetime | None = None
+        self.peak_today_kw = 0.0
+        """The highest finished billing window of the site's local day, kW."""
+        self._window: tuple[datetime, float] | None = None
+        """The window being tracked and its latest projection."""
+        self._zone = ZoneInfo(config.site.timezone)
+        self._peak_day: date | None = None
 
     # The loop ---------------------------------------------------------------------------------
 
@@ -138,8 +145,16 @@ class Controller:
             self.projected_kw = None
         self.limit_kw, self.limit_source = self._limit(now)
         _, price = price_at(self.site.tariff, now, self.site.site.timezone)
+        self._track_peak(now, projection)
         self.scheduler.meter_kw = power
-        decided = self.scheduler.step(now, snapshot, self.limit_kw)
+        decided = self.scheduler.step(
+            now,
+            snapshot,
+            self.limit_kw,
+            projection=projection,
+            limits=self.limit_profile,
+            peak_so_far_kw=self.peak_today_kw,
+        )
         inputs = LimiterInputs(now, projection, self.limit_kw, price, binding=self.limit_source)
         decided += self.limiter.step(inputs, self.guard.states.values())
         final = {a.load: a for a in decided}  # the limiter comes last: it has the last word
@@ -217,14 +232,48 @@ class Controller:
                 event.baseline_kw = self._baseline_kw()
             if self.projected_kw is not None:
                 event.demand_kw.append(self.projected_kw)
-            asked = (
-                request.limit_kw
-                if request.limit_kw is not None
-                else (event.baseline_kw or self.config.limit_kw) - (request.reduction_kw or 0)
-            )
+            asked = self._asked_kw(request)
             if asked < limit:
                 limit, source = asked, f"demand response {request.id}"
         return limit, source
+
+    def _track_peak(self, now: datetime, projection: Projection | None) -> None:
+        """A window's last projection is its average: the day's peak is the highest."""
+        day = now.astimezone(self._zone).date()
+        if day != self._peak_day:
+            self._peak_day, self.peak_today_kw = day, 0.0
+        if projection is None:
+            return
+        if self._window is not None and self._window[0] != projection.window_start:
+            self.peak_today_kw = max(self.peak_today_kw, self._window[1])
+        self._window = (projection.window_start, projection.projected_kw)
+
+    def limit_profile(self, start: datetime, slots: int, slot_s: int) -> tuple[float, ...]:
+        """The limit in force over each slot from `start`: the site's, and the lowest an
+        accepted demand-response event sets over any part of the slot, so that the plan
+        makes room before the event begins rather than when it does."""
+        limits = []
+        for i in range(slots):
+            begin = start + timedelta(seconds=i * slot_s)
+            end = begin + timedelta(seconds=slot_s)
+            limit = self.config.limit_kw
+            for request in self.inputs.demand_response.values():
+                over = request.start + timedelta(seconds=request.duration_s)
+                if request.start < end and begin < over:
+                    limit = min(limit, self._asked_kw(request))
+            limits.append(limit)
+        return tuple(limits)
+
+    def _asked_kw(self, request: DemandResponse) -> float:
+        """The event's limit: given, or the baseline (measured when it began; before that,
+        the demand now) less the reduction asked."""
+        if request.limit_kw is not None:
+            return request.limit_kw
+        event = self._events.get(request.id)
+        baseline = event.baseline_kw if event is not None else None
+        if baseline is None:
+            baseline = self.projected_kw if self.projected_kw is not None else self.config.limit_kw
+        return baseline - (request.reduction_kw or 0.0)
 
     def _baseline_kw(self) -> float | None:
         """The demand the event is measured against: the window average just before it."""

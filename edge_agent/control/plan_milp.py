@@ -24,6 +24,7 @@ from edge_agent.control.plan_problem import (
     band_counts,
     evaluate,
     imported_kw,
+    order_violations,
     spec_violations,
 )
 
@@ -144,6 +145,8 @@ class _OnTerms:
     start_slot: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
     start_col: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
     batch: bool = False
+    missed: int = -1
+    """A batch's "not placed" column, -1 for none."""
 
     def hint(self, on: Bools, was_on: bool) -> tuple[Ints, Floats]:
         """The columns' values for running states `on`: a MIP start."""
@@ -209,7 +212,49 @@ def _build(
         model.cost(on.col, extra)
         if load.band is not None:
             _band_rows(model, spec, on, hours, problem.band_breach_vnd_per_kwh)
+    _order_rows(model, arrays, terms, free)
     return model, terms
+
+
+def _order_rows(model: _Model, arrays: Arrays, terms: list[_OnTerms], free: Bools) -> None:
+    """One sequencer's batches in their order: "k started by t" ≤ "j ended by t" (or j not
+    placed at all), on cumulative start columns C[t] = C[t−1] + y[t], three entries a row.
+    A pair of which one is fixed (a neighbourhood) is kept apart by `search`, which frees
+    a sequencer's batches together."""
+    rows = {spec.load.name: row for row, spec in enumerate(arrays.specs)}
+    slots, inf = arrays.slots, highspy.kHighsInf
+    cumulative: dict[int, Ints] = {}
+
+    def started_by(row: int) -> Ints:
+        if row not in cumulative:
+            term = terms[row]
+            c = model.cols(slots, 0.0, 1.0, integer=False)
+            link = model.rows(slots, 0.0, 0.0)
+            model.entries(link, c, 1.0)
+            model.entries(link[1:], c[:-1], -1.0)
+            model.entries(link[term.start_slot], term.start_col, -1.0)
+            cumulative[row] = c
+        return cumulative[row]
+
+    for k, spec in enumerate(arrays.specs):
+        j = rows.get(spec.load.after) if spec.load.after is not None else None
+        if j is None or not (free[j] and free[k]):
+            continue
+        if not (terms[k].batch and len(terms[k].start_col)):
+            continue  # a batch that cannot start needs no order
+        if not len(terms[j].start_col) and terms[j].missed < 0:
+            continue  # nothing of j to wait for
+        length = arrays.specs[j].batch
+        ck = started_by(k)
+        t = np.arange(slots)
+        rows_k = model.rows(slots, -inf, 0.0)
+        model.entries(rows_k, ck, 1.0)
+        if len(terms[j].start_col):
+            cj = started_by(j)
+            ended = t - length >= 0
+            model.entries(rows_k[ended], cj[(t - length)[ended]], -1.0)
+        if terms[j].missed >= 0:
+            model.entries(rows_k, np.full(slots, terms[j].missed), -1.0)
 
 
 def _site_rows(model: _Model, problem: PlanProblem, arrays: Arrays, fixed_kw: Floats) -> Ints:
@@ -254,11 +299,13 @@ def _batch_terms(model: _Model, spec: Spec) -> _OnTerms:
     one = model.rows(1, 1.0, 1.0)
     model.entries(one, missed, 1.0)
     if not len(starts):
-        return _OnTerms(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        return _OnTerms(
+            np.zeros(0, np.int64), np.zeros(0, np.int64), batch=True, missed=int(missed[0])
+        )
     y = model.cols(len(starts), 0.0, 1.0, integer=True)
     model.entries(np.full(len(y), one[0]), y, 1.0)
     slot = (starts[:, None] + np.arange(length)).ravel()
-    return _OnTerms(slot, np.repeat(y, length), starts, y, batch=True)
+    return _OnTerms(slot, np.repeat(y, length), starts, y, batch=True, missed=int(missed[0]))
 
 
 def _run_terms(model: _Model, spec: Spec, hours: float) -> _OnTerms:
@@ -383,7 +430,24 @@ def solve_milp(
 
 
 def _valid(arrays: Arrays, on: Bools) -> bool:
-    return not any(spec_violations(spec, on[row]) for row, spec in enumerate(arrays.specs))
+    if any(spec_violations(spec, on[row]) for row, spec in enumerate(arrays.specs)):
+        return False
+    return not order_violations(arrays, on)
+
+
+def _with_sequencers(arrays: Arrays, free: Bools) -> Bools:
+    """`free` grown to whole sequencer queues: a batch moves only with its neighbours."""
+    rows = {spec.load.name: row for row, spec in enumerate(arrays.specs)}
+    grown = free.copy()
+    changed = True
+    while changed:
+        changed = False
+        for k, spec in enumerate(arrays.specs):
+            j = rows.get(spec.load.after) if spec.load.after is not None else None
+            if j is not None and grown[j] != grown[k]:
+                grown[j] = grown[k] = True
+                changed = True
+    return grown
 
 
 _SETUP_S_PER_NONZERO = 6e-6
@@ -440,6 +504,7 @@ def search(
             break
         free = np.zeros(loads, dtype=np.bool_)
         free[np.take(order, range(at, at + _NEIGHBOURHOOD), mode="wrap")] = True
+        free = _with_sequencers(arrays, free)
         at += _NEIGHBOURHOOD
         found = solve_milp(
             problem,

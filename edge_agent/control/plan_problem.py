@@ -33,6 +33,7 @@ __all__ = [
     "imported_kw",
     "make_plan",
     "matrix_of",
+    "order_violations",
     "spec_violations",
     "to_arrays",
     "violations",
@@ -90,6 +91,9 @@ class DeferrableLoad:
     band: StorageBand | None = None
     priority: int = 0
     """Higher is more important: its shortfall costs more, the rules place it first."""
+    after: str | None = None
+    """A batch that may start only once the batch `after` has ended: the queue of one
+    sequencer, which runs its batches one at a time, in this order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +143,11 @@ class PlanProblem:
         names = [load.name for load in self.loads]
         if len(set(names)) != len(names):
             raise ValueError(f"load names repeat: {names}")
+        batches = {load.name for load in self.loads if load.batch_slots is not None}
         for load in self.loads:
             _check_load(load)
+            if load.after is not None and (load.batch_slots is None or load.after not in batches):
+                raise ValueError(f"load {load.name!r}: `after` links two batches of the problem")
 
 
 def _check_load(load: DeferrableLoad) -> None:
@@ -428,6 +435,20 @@ def spec_violations(spec: Spec, on: Bools) -> list[str]:
     return found
 
 
+def order_violations(arrays: Arrays, on: Bools) -> list[str]:
+    """Batches of one sequencer that overlap or run out of their order."""
+    rows = {spec.load.name: row for row, spec in enumerate(arrays.specs)}
+    found = []
+    for row, spec in enumerate(arrays.specs):
+        before = spec.load.after
+        if before is None or before not in rows:
+            continue
+        mine, theirs = np.flatnonzero(on[row]), np.flatnonzero(on[rows[before]])
+        if len(mine) and len(theirs) and mine[0] <= theirs[-1]:
+            found.append(f"{spec.load.name}: starts before {before} has ended")
+    return found
+
+
 def violations(problem: PlanProblem, plan: Plan) -> list[str]:
     """What in `plan` breaks a hard rule of `problem`: a run outside a load's window, a locked
     run cut, a batch split or resized, a run shorter than its minimum. Soft limits (site
@@ -435,10 +456,11 @@ def violations(problem: PlanProblem, plan: Plan) -> list[str]:
     if set(plan.running) != {load.name for load in problem.loads}:
         return [f"plan has loads {sorted(plan.running)}, problem has others"]
     on = matrix_of(problem, plan.running)
+    arrays = to_arrays(problem)
     found = []
-    for row, spec in enumerate(to_arrays(problem).specs):
+    for row, spec in enumerate(arrays.specs):
         found += spec_violations(spec, on[row])
-    return found
+    return found + order_violations(arrays, on)
 
 
 def band_counts(band: StorageBand, kwh_per_slot: float) -> tuple[Floats, Floats]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -123,14 +124,29 @@ class _Greedy:
 def greedy_plan(problem: PlanProblem, arrays: Arrays) -> Bools:
     greedy = _Greedy(problem, arrays)
     on = np.zeros((len(arrays.specs), arrays.slots), dtype=np.bool_)
+    rows = {spec.load.name: row for row, spec in enumerate(arrays.specs)}
 
     def urgency(row: int) -> tuple[int, int]:
         spec = arrays.specs[row]
         end = np.flatnonzero(spec.allowed)
         return (-spec.load.priority, int(end[-1]) if len(end) else 0)
 
-    for row in sorted(range(len(arrays.specs)), key=urgency):
-        on[row] = greedy.place(arrays.specs[row])
+    # A sequencer's batches in their order: each placed after the one before it has ended.
+    waiting = sorted(range(len(arrays.specs)), key=urgency)
+    placed: set[int] = set()
+    while waiting:
+        row = next(
+            (r for r in waiting if rows.get(arrays.specs[r].load.after or "", -1) in placed | {-1}),
+            waiting[0],
+        )
+        waiting.remove(row)
+        spec = arrays.specs[row]
+        before = rows.get(spec.load.after or "")
+        if before is not None and on[before].any():
+            after_end = np.arange(arrays.slots) > np.flatnonzero(on[before])[-1]
+            spec = replace(spec, allowed=spec.allowed & after_end)
+        on[row] = greedy.place(spec)
+        placed.add(row)
     return on
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -24,10 +24,16 @@ from .loads import Action, LoadState
 
 if TYPE_CHECKING:
     from .planner import DeferrableLoad, Plan, Planner
+    from .window import Projection
 
-__all__ = ["Scheduler"]
+__all__ = ["PEAK_VND_PER_KW", "Scheduler"]
 
 log = logging.getLogger(__name__)
+
+PEAK_VND_PER_KW = 20_000.0
+"""What the plan pays per kW of a window above the day's highest so far: about a tenth of
+EVN's two-part capacity charge for a month (235,414 VND/kW at 22-110 kV), enough that work
+fills the day's valleys before it makes a new peak, not so much that a deadline gives way."""
 
 
 class Scheduler:
@@ -44,12 +50,36 @@ class Scheduler:
         self.meter_kw: float | None = None
         self._idle: dict[str, str] = {}
         """Loads whose device says, readably, that nothing waits: by kind."""
+        self._active: dict[str, bool] = {}
+        """Batch loads whose device says a batch is running now."""
+        self._projection: Projection | None = None
+        self._limit_kw = 0.0
+        self._limits: Callable[[datetime, int, int], tuple[float, ...]] | None = None
+        self._peak_so_far_kw = 0.0
+        self._waiting: dict[str, datetime] = {}
+        """Loads whose planned start waits for the window, by the slot it was logged in."""
 
     def step(
-        self, now: datetime, snapshot: Mapping[PointId, Reading], limit_kw: float
+        self,
+        now: datetime,
+        snapshot: Mapping[PointId, Reading],
+        limit_kw: float,
+        *,
+        projection: Projection | None = None,
+        limits: Callable[[datetime, int, int], tuple[float, ...]] | None = None,
+        peak_so_far_kw: float = 0.0,
     ) -> list[Action]:
+        """The deferrable loads' actions now. `limits(slot, slots, slot_s)` is the limit in
+        force per slot of the horizon (the site's, lowered where an accepted demand-response
+        event falls), so the plan makes room before an event begins; `projection` gates a
+        start that would take this window over; `peak_so_far_kw` is the day's highest window
+        yet, which the plan pays to exceed (a new peak is what no control would not have)."""
         if not self.deferrable:
             return []
+        self._projection = projection
+        self._limit_kw = limit_kw
+        self._limits = limits
+        self._peak_so_far_kw = peak_so_far_kw
         if self._planner is None:
             # HiGHS and NumPy cost ~50 MB: loaded only by sites with deferrable loads.
             from .planner import Planner
@@ -58,10 +88,12 @@ class Scheduler:
         slot_s = self.control.plan_slot_s
         slot = datetime.fromtimestamp(now.timestamp() // slot_s * slot_s, UTC)
         self._idle = {}
+        self._active = {}
         work = {s.name: self._work(s, snapshot, slot, now) for s in self.deferrable}
         signature = tuple(
-            (name, None if w is None else (w.batch_slots, w.deadline, round(w.energy_kwh)))
-            for name, w in work.items()
+            (w.name, w.batch_slots, w.earliest, w.deadline, round(w.energy_kwh), w.running_for)
+            for jobs in work.values()
+            for w in jobs
         )
         if self._plan_slot != slot or signature != self._signature:
             self._replan(slot, work, snapshot, limit_kw)
@@ -76,12 +108,17 @@ class Scheduler:
         snapshot: Mapping[PointId, Reading],
         slot: datetime,
         now: datetime,
-    ) -> DeferrableLoad | None:
+    ) -> list[DeferrableLoad]:
+        """What the load's device says waits, as the plan's jobs: for a batch sequencer the
+        running batch (locked: it cannot be interrupted, but it holds the furnace) and every
+        batch of its queue, in the sequencer's order; for a charger, its session."""
         spec = state.config.deferrable
         assert spec is not None
         device = state.config.device
 
-        def value(point: str) -> float | None:
+        def value(point: str | None) -> float | None:
+            if point is None:
+                return None
             reading = snapshot.get(f"{device}/{point}")
             if reading is None or reading.quality is not Quality.GOOD or reading.value is None:
                 return None
@@ -90,46 +127,76 @@ class Scheduler:
         slot_s = self.control.plan_slot_s
         into_slot = (now - slot).total_seconds()
         horizon = self._slots()
-        deadline_in = value(spec.deadline)
-        deadline = (
-            None
-            if deadline_in is None
-            else max(1, min(horizon, math.floor((into_slot + deadline_in) / slot_s)))
-        )
+
+        def slot_of(seconds_from_now: float) -> int:
+            return max(0, min(horizon, math.floor((into_slot + seconds_from_now) / slot_s)))
+
         from .planner import DeferrableLoad
 
-        if spec.kind == "batch":
-            active, waiting, duration = (
-                value(spec.active),
-                value(spec.waiting),
-                value(spec.duration),
+        if spec.kind == "energy":
+            connected, needed = value(spec.connected), value(spec.energy_needed)
+            if not connected or not needed or needed < 0.1:
+                if connected is not None:
+                    self._idle[state.name] = "energy"
+                return []
+            deadline_in = value(spec.deadline)
+            return [
+                DeferrableLoad(
+                    name=state.name,
+                    power_kw=state.config.rated_kw,
+                    energy_kwh=needed,
+                    deadline=None if deadline_in is None else max(1, slot_of(deadline_in)),
+                    priority=state.config.priority,
+                )
+            ]
+        active, waiting = value(spec.active), value(spec.waiting)
+        jobs: list[DeferrableLoad] = []
+        earliest = 0
+        if active:
+            self._active[state.name] = True
+            remaining = value(spec.remaining) or 0.0
+            left = max(1, math.ceil((into_slot + remaining) / slot_s))
+            jobs.append(
+                DeferrableLoad(
+                    name=f"{state.name}#running",
+                    power_kw=value(spec.batch_power) or state.config.rated_kw,
+                    batch_slots=min(left, horizon) + 1,
+                    running_for=1,
+                    priority=state.config.priority,
+                )
             )
-            if active:
-                return None  # running: it cannot be interrupted, so there is nothing to plan
-            if active is not None and waiting == 0:
-                self._idle[state.name] = "batch"
-            if not waiting or not duration:
-                return None
+            earliest = slot_of(remaining)
+        elif active is not None and waiting == 0:
+            self._idle[state.name] = "batch"
+        if not waiting:
+            return jobs
+        if spec.queue is not None:
+            entries = [spec.queue.points(k) for k in range(1, spec.queue.length + 1)]
+        else:  # the next batch only; its power is the batch power point's when idle
+            entries = [(spec.duration, spec.deadline, None if active else spec.batch_power)]
+        before: str | None = None
+        for k, (duration_point, deadline_point, power_point) in enumerate(entries, start=1):
+            duration = value(duration_point)
+            if not duration or k > waiting:
+                break
             slots = max(1, math.ceil(duration / slot_s))
-            return DeferrableLoad(
-                name=state.name,
-                power_kw=state.config.rated_kw,
-                batch_slots=min(slots, horizon),
-                deadline=None if deadline is None else max(deadline, slots),
-                priority=state.config.priority,
+            deadline_in = value(deadline_point)
+            name = f"{state.name}#{k}"
+            jobs.append(
+                DeferrableLoad(
+                    name=name,
+                    power_kw=value(power_point) or state.config.rated_kw,
+                    batch_slots=min(slots, horizon),
+                    earliest=min(earliest, horizon - 1),
+                    deadline=None
+                    if deadline_in is None
+                    else max(slot_of(deadline_in), earliest + slots),
+                    priority=state.config.priority,
+                    after=before,
+                )
             )
-        connected, needed = value(spec.connected), value(spec.energy_needed)
-        if not connected or not needed or needed < 0.1:
-            if connected is not None:
-                self._idle[state.name] = "energy"
-            return None
-        return DeferrableLoad(
-            name=state.name,
-            power_kw=state.config.rated_kw,
-            energy_kwh=needed,
-            deadline=deadline,
-            priority=state.config.priority,
-        )
+            before = name
+        return jobs
 
     def _slots(self) -> int:
         return max(2, round(self.control.plan_horizon_h * 3600 / self.control.plan_slot_s))
@@ -139,7 +206,7 @@ class Scheduler:
     def _replan(
         self,
         slot: datetime,
-        work: Mapping[str, DeferrableLoad | None],
+        work: Mapping[str, list[DeferrableLoad]],
         snapshot: Mapping[PointId, Reading],
         limit_kw: float,
     ) -> None:
@@ -147,7 +214,10 @@ class Scheduler:
 
         slots = self._slots()
         slot_s = self.control.plan_slot_s
-        loads = tuple(w for w in work.values() if w is not None)
+        loads = tuple(job for jobs in work.values() for job in jobs)
+        limits = (
+            self._limits(slot, slots, slot_s) if self._limits is not None else (limit_kw,) * slots
+        )
         prices = tuple(self._price(slot + timedelta(seconds=i * slot_s)) for i in range(slots))
         base = self._base_kw(snapshot)
         problem = PlanProblem(
@@ -155,9 +225,13 @@ class Scheduler:
             price_vnd_per_kwh=prices,
             base_kw=(base,) * slots,
             pv_kw=(0.0,) * slots,
-            limit_kw=(limit_kw,) * slots,
+            limit_kw=limits,
             loads=loads,
             co2_kg_per_kwh=self.site.emissions.grid_kg_co2_per_kwh,
+            # A window above the day's highest so far is a peak no control might not have
+            # made: the plan pays for it, so work fills valleys rather than stacking.
+            capacity_vnd_per_kw=PEAK_VND_PER_KW,
+            peak_so_far_kw=self._peak_so_far_kw,
             # A missed deadline spoils a batch or strands a driver: a process constraint,
             # above the limit's price (the limiter still holds the window, load by load).
             shortfall_vnd_per_kwh=1_000_000.0,
@@ -169,7 +243,7 @@ class Scheduler:
         self.plan = self._planner.replan(problem, shift=shift)
         self._plan_slot = slot
         if loads:
-            log.info(
+            log.debug(
                 "plan for %d deferrable loads: %s in %.0f ms, cost %.0f VND%s",
                 len(loads),
                 self.plan.status,
@@ -186,25 +260,28 @@ class Scheduler:
         return price_at(self.site.tariff, moment, self.site.site.timezone)[1]
 
     def _base_kw(self, snapshot: Mapping[PointId, Reading]) -> float:
-        """The site's load besides the deferrable loads, as it is now (persistence)."""
+        """The site's load besides the deferrable loads, as it is now (persistence). A
+        load's measured power counts whatever the agent commanded: a held furnace still
+        runs the batch it had started."""
         meter = self.meter_kw or 0.0
-        deferrable = sum(s.power_kw or 0.0 for s in self.deferrable if s.on)
+        deferrable = sum(s.power_kw or 0.0 for s in self.deferrable)
         return max(0.0, meter - deferrable)
 
     # Following the plan ----------------------------------------------------------------------
 
     def _follow(
-        self, now: datetime, slot: datetime, work: Mapping[str, DeferrableLoad | None]
+        self, now: datetime, slot: datetime, work: Mapping[str, list[DeferrableLoad]]
     ) -> list[Action]:
         actions = []
         plan = self.plan
         for state in self.deferrable:
-            load = work[state.name]
-            if load is None:
+            queued = [job for job in work[state.name] if job.running_for == 0]
+            running = self._active.get(state.name, False)
+            if not queued:
                 idle = self._idle.get(state.name)
-                if idle == "batch" and state.on and state.held_by is None:
-                    # A sequencer left enabled starts a batch the moment it is released,
-                    # before any plan could place it: hold it while nothing waits.
+                if (running or idle == "batch") and state.on and state.held_by is None:
+                    # A sequencer left enabled starts a batch the moment one is released
+                    # (or the running one ends), before any plan could place it: hold it.
                     why = (
                         "no batch waits; holding the sequencer so that the next batch "
                         "released waits for the plan"
@@ -215,21 +292,70 @@ class Scheduler:
                     why = "no session to plan"
                     actions.append(self._action(now, state, "start", why, kwh=0, vnd=0))
                 continue
-            if plan is None or state.name not in plan.running:
+            first = queued[0]
+            if plan is None or first.name not in plan.running:
                 continue
-            running = plan.running[state.name]
-            if running[0] and not state.on and state.held_by == "plan":
-                actions.append(self._start(now, slot, state, load))
-            elif not running[0] and state.on and state.held_by is None:
-                actions.append(self._defer(now, slot, state, load, running))
+            if running:
+                # The next batch starts when this one ends only if the plan puts it there.
+                starts = plan.starts(first.name)
+                wanted = bool(starts) and starts[0] <= first.earliest
+            else:
+                wanted = plan.running[first.name][0]
+            if wanted and not state.on and state.held_by == "plan":
+                action = self._start(now, slot, state, first, ungated=running)
+                if action is not None:
+                    actions.append(action)
+            elif not wanted and state.on and state.held_by is None:
+                actions.append(self._defer(now, slot, state, first, plan.running[first.name]))
         return actions
 
     def _start(
-        self, now: datetime, slot: datetime, state: LoadState, load: DeferrableLoad
-    ) -> Action:
+        self,
+        now: datetime,
+        slot: datetime,
+        state: LoadState,
+        load: DeferrableLoad,
+        *,
+        ungated: bool = False,
+    ) -> Action | None:
+        """The plan's start, unless the window being billed would go over with it: then it
+        waits (a plan made on a forecast must not make the peak no control would not have),
+        except when its deadline could no longer be met otherwise, which the reason says."""
         price = self._price(now)
-        why = f"planned to run now at {price:,.0f} VND/kWh" + self._deadline_text(slot, load)
+        due = self._deadline_text(slot, load)
+        projection = self._projection
+        if not ungated and projection is not None:
+            length = self.control.window.length_s
+            added = load.power_kw * min(projection.remaining_s, length) / length
+            target = self._limit_kw * self.control.target_share
+            if projection.projected_kw + added > target:
+                if self._latest_start(load) > 0:
+                    if self._waiting.get(state.name) != slot:
+                        self._waiting[state.name] = slot
+                        log.info(
+                            "%s waits: starting now would take the window to %.0f kW against "
+                            "a target of %.0f kW",
+                            state.name,
+                            projection.projected_kw + added,
+                            target,
+                        )
+                    return None
+                why = (
+                    f"its deadline cannot be met otherwise, although the window goes to "
+                    f"{projection.projected_kw + added:.0f} kW against a target of "
+                    f"{target:.0f} kW{due}"
+                )
+                return self._action(now, state, "start", why, kwh=0.0, vnd=0.0, binding="deadline")
+        why = f"planned to run now at {price:,.0f} VND/kWh" + due
         return self._action(now, state, "start", why, kwh=0.0, vnd=0.0)
+
+    def _latest_start(self, load: DeferrableLoad) -> int:
+        """Slots from now until the load must start to finish by its deadline."""
+        end = load.deadline if load.deadline is not None else self._slots()
+        if load.batch_slots is not None:
+            return end - load.batch_slots
+        hours = self.control.plan_slot_s / 3600
+        return end - math.ceil(load.energy_kwh / (load.power_kw * hours) - 1e-9)
 
     def _defer(
         self,
@@ -270,7 +396,15 @@ class Scheduler:
         return f"; due by {end.astimezone(ZoneInfo(self.site.site.timezone)):%H:%M}"
 
     def _action(
-        self, now: datetime, state: LoadState, kind: str, why: str, *, kwh: float, vnd: float
+        self,
+        now: datetime,
+        state: LoadState,
+        kind: str,
+        why: str,
+        *,
+        kwh: float,
+        vnd: float,
+        binding: str | None = None,
     ) -> Action:
         return Action(
             at=now,
@@ -278,7 +412,7 @@ class Scheduler:
             kind="start" if kind == "start" else "defer",
             on=kind == "start",
             reason=f"{kind} {state.name}: {why}",
-            binding="tariff" if kind == "defer" else "plan",
+            binding=binding or ("tariff" if kind == "defer" else "plan"),
             projected_kw=None,
             limit_kw=None,
             price_vnd_per_kwh=self._price(now),

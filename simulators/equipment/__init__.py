@@ -19,7 +19,7 @@ shed and shift it and the bench can tell what that cost the process:
   UTC); the time of day drives shifts, sessions, batches and the sun.
 - `violations()`: process-band breaches so far, in physical units: `pressure_below_min_bar_s`
   (compressor), `temp_above_max_k_s` (chiller), `level_below_min_pct_s` (pump and tank),
-  `batch_interrupt_refused`, `deadline_missed` and `deadline_late_s` (batch furnace),
+  `deadline_missed` and `deadline_late_s` (batch furnace),
   `shortfall_kwh` (charger).
 
 Randomness comes only from each machine's `seed` (hash noise of the time, or a

@@ -9,7 +9,10 @@ from datetime import date, datetime, time, timedelta
 from .base import Controllable, Value
 from .profiles import PARK_ZONE
 
-__all__ = ["Batch", "BatchFurnace"]
+__all__ = ["QUEUE_DEPTH", "Batch", "BatchFurnace"]
+
+QUEUE_DEPTH = 6
+"""Waiting batches the sequencer shows, earliest deadline first (a recipe queue's table)."""
 
 
 @dataclass(frozen=True)
@@ -25,9 +28,11 @@ class Batch:
 @dataclass
 class BatchFurnace(Controllable):
     """While enabled and idle, the sequencer starts the released batch with the earliest
-    deadline. A started batch runs to its end: inhibiting it mid-way is refused (the load
-    would be spoilt) and counted; an inhibit only stops the next batch from starting. Each
-    local day's batches are drawn from the seed and the date, whenever the day is reached.
+    deadline. A started batch runs to its end whatever `enable` says (the load would be
+    spoilt): an inhibit only holds back the next batch, which is how a planner keeps every
+    start its own decision. The sequencer shows its queue, earliest deadline first, in
+    `QUEUE_DEPTH` entries of duration, deadline and power. Each local day's batches are drawn
+    from the seed and the date, whenever the day is reached.
     """
 
     rated_kw: float = 140.0
@@ -41,10 +46,8 @@ class BatchFurnace(Controllable):
     active: Batch | None = None
     remaining_s: float = 0.0
     batches_done: int = 0
-    batch_interrupt_refused: int = 0
     deadline_missed: int = 0
     deadline_late_s: float = 0.0
-    _refusing: bool = field(default=False, repr=False)
     _days: set[date] = field(default_factory=set, repr=False)
     _now: datetime | None = field(default=None, repr=False)
 
@@ -84,9 +87,6 @@ class BatchFurnace(Controllable):
             self._days.add(day)
             self.queue.extend(self.day_batches(day))
         if self.active is not None:
-            if not self.enabled and not self._refusing:
-                self.batch_interrupt_refused += 1
-            self._refusing = not self.enabled
             self.remaining_s -= dt_s
             if self.remaining_s <= 0:
                 self._finish(self.active, now)
@@ -94,7 +94,6 @@ class BatchFurnace(Controllable):
             self.active = ready[0]
             self.queue.remove(ready[0])
             self.remaining_s = ready[0].duration_s
-            self._refusing = False
         target = self.soak_c if self.active is not None else self.ambient_c
         for zone, lag in enumerate((0.002, 0.0015)):
             self.zone_c[zone] += (target - self.zone_c[zone]) * min(1.0, lag * dt_s)
@@ -107,7 +106,6 @@ class BatchFurnace(Controllable):
             self.deadline_late_s += late_s
         self.active = None
         self.remaining_s = 0.0
-        self._refusing = False
 
     def values(self) -> dict[str, Value]:
         ready = self.waiting()
@@ -122,14 +120,26 @@ class BatchFurnace(Controllable):
                 (following.deadline - self._now).total_seconds() if following and self._now else 0.0
             ),
             "batch_kw": shown.kw if shown else 0.0,
+            **self._queue_values(ready),
             "zone1_temp_c": self.zone_c[0],
             "zone2_temp_c": self.zone_c[1],
             **self._contract_values(),
         }
 
+    def _queue_values(self, ready: list[Batch]) -> dict[str, Value]:
+        """The queue's table: unused entries read 0."""
+        values: dict[str, Value] = {}
+        for k in range(1, QUEUE_DEPTH + 1):
+            batch = ready[k - 1] if k <= len(ready) else None
+            values[f"queue_{k}_duration_s"] = batch.duration_s if batch else 0.0
+            values[f"queue_{k}_deadline_in_s"] = (
+                (batch.deadline - self._now).total_seconds() if batch and self._now else 0.0
+            )
+            values[f"queue_{k}_kw"] = batch.kw if batch else 0.0
+        return values
+
     def violations(self) -> dict[str, float]:
         return {
-            "batch_interrupt_refused": float(self.batch_interrupt_refused),
             "deadline_missed": float(self.deadline_missed),
             "deadline_late_s": self.deadline_late_s,
         }

@@ -243,7 +243,7 @@ class OpcUaServerDown:
     server: OpcUaSimulator
 
     async def begin(self) -> None:
-        await self.server._stop()  # its own stop: the stepper goes on, and skips while down
+        await self.server._stop()  # its own stop: the machines go on stepping meanwhile
 
     async def end(self) -> None:
         await self.server._start()

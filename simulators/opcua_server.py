@@ -3,8 +3,9 @@
 Each machine is a catalogue model with `protocol: opcua` (configs/devices/) and a physics
 model from `simulators.equipment`. One server is one PLC: it may serve many machines, each
 under its own node-id prefix (`served_map`). Every `step_s` of the clock the server steps the
-physics at the clock's time and writes to the address space only the values that changed (a
-write notifies subscribers); a Read returns the latest values with the time of the last scan
+physics at the clock's time (also while the server is down: a plant does not stop with its
+network) and writes to the address space only the values that changed (a write notifies
+subscribers); a Read returns the latest values with the time of the last scan
 as their source timestamp. Client writes reach the machine's inputs at once. It offers the
 security modes plants use, with a generated server certificate, and scriptable faults:
 restart, and a node that disappears.
@@ -318,13 +319,18 @@ class OpcUaSimulator:
             physics.written(served.name, self._clock.now())
 
     async def _step(self) -> None:
-        if self._server is None:
-            return
+        """Step every machine's physics, then show what changed in the address space. The
+        plant runs on the clock whatever the network does: while the server is down (a
+        PLC's communications cut off) the machines go on stepping, and the server shows
+        their state as it then is when it comes back."""
         now = self._clock.now()
         self._scan_at = now.replace(tzinfo=None)
         self.stats.steps += 1
-        for number, machine in enumerate(self._machines):
+        for machine in self._machines:
             machine.physics.step(self._step_s, now)
+        if self._server is None:
+            return
+        for number, machine in enumerate(self._machines):
             for name, value in machine.physics.values().items():
                 served = self._served.get((number, name))
                 if served is None or served.value == value:

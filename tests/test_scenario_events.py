@@ -3,9 +3,19 @@ and a machine that go silent, and a broker outage after which every summary stil
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from drivers.opcua.driver import OpcUaDriver
+from edge_agent.clock import SimClock
+from edge_agent.config.loader import load_opcua_model
+from simulators.equipment import Furnace
+from simulators.events import OpcUaServerDown
+from simulators.opcua_server import OpcUaSimulator, SimulatedMachine, served_map
 from simulators.park import Scenario, simulate
+from simulators.ports import free_port
 
 HOUR = {
     "name": "outage-hour",
@@ -103,3 +113,34 @@ async def test_events_happen_at_their_moments_and_no_summary_is_lost(tmp_path: P
         "left_in_outboxes": 0,
     }
     assert factory["data_quality"] < 1.0, "the silent minutes show in the data quality"
+
+
+async def test_a_plant_runs_on_while_its_plc_is_down(tmp_path: Path) -> None:
+    """The PLC's network going away stops nobody's machines: their energy grows through
+    the outage, as the in-process baselines' does, and the server shows it when back."""
+    clock = SimClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    furnace = Furnace()
+    device = served_map(load_opcua_model("electric-furnace"), "furnace-1")
+    async with OpcUaSimulator(
+        [SimulatedMachine(device, furnace)],
+        clock=clock,
+        port=free_port(),
+        pki=tmp_path / "plc",
+        step_s=10,
+    ) as plc:
+        await clock.advance(60)
+        before = furnace.energy_kwh
+        down = OpcUaServerDown(plc)
+        await down.begin()
+        minutes = 20
+        await clock.advance(minutes * 60)
+        during = furnace.energy_kwh - before
+        await down.end()
+        await clock.advance(10)
+        connected = device.model_copy(update={"name": "furnace-1", "endpoint": plc.url})
+        async with OpcUaDriver(connected, clock) as driver:
+            (group,) = driver.poll_groups()
+            readings = {r.point: r.value for r in await driver.read(group, clock.now())}
+    assert plc.stats.steps == (60 + minutes * 60 + 10) // 10, "a step every 10 s, down or not"
+    assert during > furnace.max_kw * 0.5 * minutes / 60, "heating at well over half power"
+    assert readings["furnace-1/energy_kwh"] == pytest.approx(furnace.energy_kwh)

@@ -15,6 +15,7 @@ from edge_agent.config.base import Name, StrictModel
 
 __all__ = [
     "BandConfig",
+    "BatchQueueConfig",
     "ControlConfig",
     "DeferrableConfig",
     "GenerationConfig",
@@ -55,6 +56,36 @@ class BandConfig(StrictModel):
         return self
 
 
+class BatchQueueConfig(StrictModel):
+    """A sequencer's queue table: entry k (1 = the earliest deadline) shows its duration,
+    deadline and power in points named by these patterns, `{k}` standing for the entry.
+    With it the planner places every waiting batch, not only the next: a sequencer left to
+    itself runs its whole queue back to back, so a plan that sees one batch loses the
+    furnace for the rest of the day."""
+
+    length: int = Field(ge=1, le=32)
+    """How many entries the device shows."""
+    duration: str = "queue_{k}_duration_s"
+    deadline: str = "queue_{k}_deadline_in_s"
+    power: str | None = "queue_{k}_kw"
+    """The entry's power (kW); without it the load's `rated_kw` is assumed."""
+
+    def points(self, k: int) -> tuple[str, str, str | None]:
+        """Entry k's duration, deadline and power point names."""
+        return (
+            self.duration.replace("{k}", str(k)),
+            self.deadline.replace("{k}", str(k)),
+            None if self.power is None else self.power.replace("{k}", str(k)),
+        )
+
+    @model_validator(mode="after")
+    def _patterns(self) -> BatchQueueConfig:
+        for pattern in (self.duration, self.deadline, self.power):
+            if pattern is not None and "{k}" not in pattern:
+                raise ValueError(f"the point pattern {pattern!r} must contain {{k}}")
+        return self
+
+
 class DeferrableConfig(StrictModel):
     """What the planner needs to move a load in time, read from the device's own points.
 
@@ -74,6 +105,12 @@ class DeferrableConfig(StrictModel):
     """batch: a batch is running (it cannot be interrupted)."""
     remaining: Name = "batch_remaining_s"
     """batch: seconds left of the running batch."""
+    batch_power: Name | None = None
+    """batch: a point with the running batch's power (kW), e.g. `batch_kw`; without it the
+    load's `rated_kw` is assumed."""
+    queue: BatchQueueConfig | None = None
+    """batch: the sequencer's queue table, when the device shows one (see BatchQueueConfig);
+    without it only the next batch is planned."""
     energy_needed: Name = "energy_needed_kwh"
     """energy: what the session still needs."""
     connected: Name = "connected"

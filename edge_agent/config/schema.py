@@ -180,6 +180,14 @@ class SiteConfig(StrictModel):
         devices = {device.name: device for device in self.devices}
         if self.control.meter not in devices:
             raise ValueError(f"control.meter {self.control.meter!r} is not a device")
+        for source in self.control.generation:
+            if source.device not in devices:
+                raise ValueError(f"control.generation {source.device!r} is not a device")
+            if source.power not in devices[source.device].points:
+                raise ValueError(
+                    f"control.generation: device {source.device!r} has no point "
+                    f"{source.power!r}"
+                )
         for load in self.control.loads:
             device = devices.get(load.device)
             if device is None:

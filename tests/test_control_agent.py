@@ -196,7 +196,7 @@ async def test_a_demand_response_request_is_answered_held_and_reported(
         stop.set()
     assert answer["status"] == "accepted"
     assert answer["can_comply"] is False  # 180 kW of base load alone is over 150 kW
-    assert "kW sheddable" in answer["detail"]
+    assert "can be shed for the event's length" in answer["detail"]
     during = summaries[-1]["control"]
     assert during["limit_kw"] == 150
     assert during["limit_source"] == "demand response dr-1"

@@ -75,10 +75,15 @@ class Controller:
         self.clock = clock
         self.image = image
         self.inputs = inputs
+        zone = ZoneInfo(config.site.timezone)
         self.guard = Guard(
-            self.config, config.devices, write, advisory=self.config.mode == "advisory"
+            self.config,
+            config.devices,
+            write,
+            advisory=self.config.mode == "advisory",
+            zone=zone,
         )
-        self.limiter = DemandLimiter(self.config)
+        self.limiter = DemandLimiter(self.config, zone=zone)
         self.window = WindowTracker(self.config.window)
         self.scheduler = Scheduler(config, self.guard.states)
         meter = next(d for d in config.devices if d.name == self.config.meter)
@@ -280,27 +285,61 @@ class Controller:
         return self.projected_kw
 
     def assess(self, request: DemandResponse, now: datetime) -> tuple[bool, float, str]:
-        """Whether the site can comply, from the sheddable loads running now."""
-        flexible = sum(
-            s.expected_kw()
-            for s in self.guard.states.values()
-            if s.config.sheddable and s.on and s.available and not s.config.critical
-        )
+        """Whether the site can hold the event's target over the event's whole window, and
+        the kW it can take off: each sheddable load for the share of the event its sheds
+        left can cover (a shed lasts as long as its process allows, `expected_hold_s`),
+        and each deferrable load that is not running a batch it cannot interrupt. A load
+        whose sheds are spent today offers nothing, whatever it draws now."""
+        duration = float(request.duration_s)
+        today = now.astimezone(self._zone).date()
+        shed_kw = 0.0
+        for state in self.guard.states.values():
+            config = state.config
+            if not (state.on and state.available) or config.critical:
+                continue
+            if config.sheddable and config.deferrable is None:
+                cover = min(1.0, state.expected_hold_s() * state.sheds_left(today) / duration)
+                shed_kw += state.expected_kw() * cover
+            elif config.deferrable is not None and config.deferrable.kind == "energy":
+                shed_kw += state.expected_kw()  # a session pauses for the event
+        deferred_kw = self._planned_in(request)
+        flexible = round(shed_kw + deferred_kw, 1)
         now_kw = self.projected_kw
         if now_kw is None:
             return False, flexible, "the incomer cannot be read now; the demand is unknown"
-        target = (
-            request.limit_kw
-            if request.limit_kw is not None
-            else now_kw - (request.reduction_kw or 0)
-        )
+        target = self._asked_kw(request)
         needed = max(0.0, now_kw - target)
         can = flexible >= needed
         detail = (
-            f"demand now {now_kw:.0f} kW, target {target:.0f} kW: {needed:.0f} kW to shed, "
-            f"{flexible:.0f} kW sheddable"
+            f"demand now {now_kw:.0f} kW, target {target:.0f} kW: {needed:.0f} kW to take off "
+            f"over {duration / 60:.0f} min; {shed_kw:.0f} kW can be shed for the event's "
+            f"length with the sheds left today, {deferred_kw:.0f} kW of planned work moved "
+            "out of it"
         )
+        if not can:
+            detail += f"; can deliver {flexible:.0f} kW of the {needed:.0f} kW asked"
         return can, flexible, detail
+
+    def _planned_in(self, request: DemandResponse) -> float:
+        """The largest planned deferrable load inside the event window, kW: batches not yet
+        started that the plan would run then, which the next plan moves out."""
+        plan = self.scheduler.plan
+        slot = self.scheduler.plan_slot
+        if plan is None or slot is None:
+            return 0.0
+        slot_s = self.config.plan_slot_s
+        first = max(0, int((request.start - slot).total_seconds() // slot_s))
+        last = int((request.start - slot).total_seconds() + request.duration_s) // slot_s
+        best = 0.0
+        loads = {load.name: load for load in self.scheduler.jobs}
+        for t in range(first, last + 1):
+            kw = sum(
+                loads[name].power_kw
+                for name, on in plan.running.items()
+                if name in loads and t < len(on) and on[t] and loads[name].running_for == 0
+            )
+            best = max(best, kw)
+        return best
 
     # Reporting --------------------------------------------------------------------------------
 

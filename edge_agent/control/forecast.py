@@ -251,10 +251,14 @@ class BaseLoadForecast:
             elif level is None:
                 value = expected[0]
             else:
-                profile_kw, trust = expected
+                profile_kw, trust, own = expected
+                ahead = 1 if recent is None else max(1, slot - recent.slot)
+                fade = carry**ahead
                 shift_kw = 0.0
                 if recent is not None and recent.anomaly_kw is not None:
-                    shift_kw = recent.anomaly_kw * carry ** max(1, slot - recent.slot)
+                    shift_kw = recent.anomaly_kw * fade
+                if own:  # the young profile's hedge, persistence, counts only near
+                    trust = 1.0 - (1.0 - trust) * fade
                 value = trust * (profile_kw + shift_kw) + (1.0 - trust) * level
             values.append(max(0.0, value))
         return tuple(values)
@@ -264,14 +268,15 @@ class BaseLoadForecast:
         seconds = local.hour * 3600 + local.minute * 60 + local.second
         return (local.weekday() == 6, seconds // self.slot_s)
 
-    def _expected(self, key: tuple[bool, int]) -> tuple[float, float] | None:
-        """The profile's kW for a slot, and how far to trust it (0..1)."""
+    def _expected(self, key: tuple[bool, int]) -> tuple[float, float, bool] | None:
+        """The profile's kW for a slot, how far to trust it (0..1), and whether it is the
+        slot's own day type (else the other's, borrowed)."""
         own = self._profile.get(key)
         if own is not None:
-            return own.kw, own.days / (own.days + 1)
+            return own.kw, own.days / (own.days + 1), True
         other = self._profile.get((not key[0], key[1]))
         if other is not None:
-            return other.kw, 0.5 * other.days / (other.days + 1)
+            return other.kw, 0.5 * other.days / (other.days + 1), False
         return None
 
     def _summarise(self, done: _SlotMean) -> _Closed:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from drivers.base import DeviceUnavailable, WriteFailed, WriteRefused
 from edge_agent.config.schema import Device
@@ -40,8 +40,11 @@ class Guard:
         write: Writer,
         *,
         advisory: bool,
+        zone: tzinfo = UTC,
     ) -> None:
+        """`zone`: the site's time zone, whose midnight starts a new day of sheds."""
         self.config = config
+        self.zone = zone
         self._devices = {d.name: d for d in devices}
         self._write = write
         self.advisory = advisory
@@ -118,12 +121,20 @@ class Guard:
 
     def _record(self, state: LoadState, action: Action, on: bool) -> None:
         now = action.at
+        if (
+            on
+            and not state.on
+            and state.held_by == "limiter"
+            and state.since is not None
+            and action.binding in ("process band", "max off time")
+        ):
+            state.learn_hold((now - state.since).total_seconds())
         if state.on != on:
             state.since = now
         state.on = on
         if action.kind == "shed":
             state.held_by = "limiter"
-            state.count_shed(now.date())
+            state.count_shed(now.astimezone(self.zone).date())
         elif action.kind == "defer":
             state.held_by = "plan"
         elif action.kind == "override":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, tzinfo
 
 from .config import ControlConfig
 from .loads import Action, LoadState
@@ -34,11 +34,24 @@ class LimiterInputs:
     """What the limit is, for the reasons: `demand limit` or `demand response <id>`."""
 
 
+WORTHLESS_HOLD_S = 90.0
+"""A shed its process ends sooner than this buys almost nothing in a 15-min window and
+spends a shed of the day's budget: such a load is left running."""
+
+RESTORE_STAGGER_S = 60.0
+"""Loads restored for headroom come back one at a time, this far apart, so that their
+backlogs (a chiller's warm tank, a receiver to refill) do not make the next window's peak."""
+
+
 class DemandLimiter:
-    def __init__(self, config: ControlConfig) -> None:
+    def __init__(self, config: ControlConfig, *, zone: tzinfo = UTC) -> None:
+        """`zone`: the site's time zone: the shed budget is the site's day's."""
         self.config = config
+        self.zone = zone
         self.short_kw = 0.0
-        """How far the last cycle's sheddable loads fell short of what was needed."""
+        """How far the last cycle's sheddable loads fell short of what was needed (kW of
+        power to shed now); > 0 means nothing left can hold the window."""
+        self._last_restore: datetime | None = None
 
     def step(self, inputs: LimiterInputs, loads: Iterable[LoadState]) -> list[Action]:
         states = [s for s in loads if s.available]
@@ -58,7 +71,7 @@ class DemandLimiter:
 
     def _forced_restores(self, inputs: LimiterInputs, states: list[LoadState]) -> list[Action]:
         """Process first: the band, then the maximum off time, whatever the demand."""
-        actions = []
+        actions: list[Action] = []
         for state in states:
             if state.on or state.held_by != "limiter":
                 continue
@@ -94,7 +107,7 @@ class DemandLimiter:
     def _shed(
         self, inputs: LimiterInputs, states: list[LoadState], need_kw: float, target: float
     ) -> list[Action]:
-        actions = []
+        actions: list[Action] = []
         projection = inputs.projection
         assert projection is not None
         left_kw = need_kw
@@ -117,13 +130,16 @@ class DemandLimiter:
     def _restore(
         self, inputs: LimiterInputs, states: list[LoadState], headroom_kw: float
     ) -> list[Action]:
-        actions = []
+        actions: list[Action] = []
         projection = inputs.projection
         assert projection is not None
         waiting = sorted(
             (s for s in states if not s.on and s.held_by == "limiter"),
             key=lambda s: (-s.config.priority, s.name),
         )
+        last = self._last_restore
+        if last is not None and (inputs.now - last).total_seconds() < RESTORE_STAGGER_S:
+            return actions
         for state in waiting:
             kw = state.config.rated_kw
             if kw + self.config.restore_margin_kw > headroom_kw:
@@ -135,11 +151,19 @@ class DemandLimiter:
                 f"headroom under {inputs.binding} {inputs.limit_kw:.0f} kW for its {kw:.0f} kW"
             )
             actions.append(self._action(inputs, state, "restore", inputs.binding, why))
-            headroom_kw -= kw
+            self._last_restore = inputs.now
+            break  # one at a time: the next after RESTORE_STAGGER_S
         return actions
 
     def _sheddable(self, states: list[LoadState], now: datetime) -> list[LoadState]:
-        today = now.date()
+        """Who may be shed now, in the order to shed them: the lowest priority first (the
+        plant's declared order); among equals the one shed least today (rotation), then the
+        one whose shed lasts longest. A load whose sheds its process ends within
+        WORTHLESS_HOLD_S is left out, and each load's budget is paced over the site's day,
+        so that the evening's windows still find sheds left."""
+        local = now.astimezone(self.zone)
+        today = local.date()
+        elapsed = (local.hour * 3600 + local.minute * 60 + local.second) / 86_400
         candidates = [
             s
             for s in states
@@ -149,10 +173,27 @@ class DemandLimiter:
             and s.held_by is None
             and s.held_for(now) >= s.config.min_on_s
             and s.sheds_left(today) > 0
+            and self._paced(s, today, elapsed)
+            and s.expected_hold_s() >= WORTHLESS_HOLD_S
             and not self._band_near(s, 2.0)
             and (s.power_kw is None or s.power_kw > 0.05 * s.config.rated_kw)
         ]
-        return sorted(candidates, key=lambda s: (s.config.priority, -s.expected_kw(), s.name))
+        return sorted(
+            candidates,
+            key=lambda s: (
+                s.config.priority,
+                s.config.max_sheds_per_day - s.sheds_left(today),
+                -s.expected_kw() * s.expected_hold_s(),
+                s.name,
+            ),
+        )
+
+    @staticmethod
+    def _paced(state: LoadState, today: date, elapsed: float) -> bool:
+        """The day's sheds spread over it: by a share x of the day, at most 1 + x·budget."""
+        budget = state.config.max_sheds_per_day
+        used = budget - state.sheds_left(today)
+        return used < 1 + elapsed * budget
 
     @staticmethod
     def _may_start(state: LoadState, now: datetime) -> bool:

@@ -33,7 +33,11 @@ class LoadState:
     available: bool = True
     """False while the load's device cannot be read: nothing is decided for it then."""
     sheds_on: date | None = None
+    """The site's local day the shed count is for: a plant's budget is its own day's."""
     sheds_today: int = 0
+    hold_s: float | None = None
+    """How long a shed of this load lasts before its process needs it back, learned from
+    the sheds its band or maximum off time ended (None until one has)."""
     seconds: dict[str, float] = field(
         default_factory=lambda: {"on": 0.0, "shed": 0.0, "shifted": 0.0}
     )
@@ -61,6 +65,17 @@ class LoadState:
     def sheds_left(self, today: date) -> int:
         used = self.sheds_today if self.sheds_on == today else 0
         return self.config.max_sheds_per_day - used
+
+    def expected_hold_s(self) -> float:
+        """How long a shed of this load is expected to last: what it has shown, else its
+        maximum off time."""
+        if self.hold_s is None:
+            return self.config.max_off_s
+        return min(self.hold_s, self.config.max_off_s)
+
+    def learn_hold(self, seconds: float) -> None:
+        """A shed ended by the process (band or maximum off time) after `seconds`."""
+        self.hold_s = seconds if self.hold_s is None else 0.5 * self.hold_s + 0.5 * seconds
 
     def accrue(self, seconds: float) -> None:
         if self.on:

@@ -45,6 +45,8 @@ class Scheduler:
         self.deferrable = [s for s in states.values() if s.config.deferrable is not None]
         self._planner: Planner | None = None
         self.plan: Plan | None = None
+        self.jobs: tuple[DeferrableLoad, ...] = ()
+        """The jobs the plan was made for."""
         self._plan_slot: datetime | None = None
         self._signature: tuple[object, ...] = ()
         self.meter_kw: float | None = None
@@ -198,6 +200,11 @@ class Scheduler:
             before = name
         return jobs
 
+    @property
+    def plan_slot(self) -> datetime | None:
+        """The slot the plan's slot 0 is."""
+        return self._plan_slot
+
     def _slots(self) -> int:
         return max(2, round(self.control.plan_horizon_h * 3600 / self.control.plan_slot_s))
 
@@ -241,6 +248,7 @@ class Scheduler:
             shift = max(0, round((slot - self._plan_slot).total_seconds() / slot_s))
         assert self._planner is not None
         self.plan = self._planner.replan(problem, shift=shift)
+        self.jobs = loads
         self._plan_slot = slot
         if loads:
             log.debug(

@@ -185,8 +185,7 @@ class SiteConfig(StrictModel):
                 raise ValueError(f"control.generation {source.device!r} is not a device")
             if source.power not in devices[source.device].points:
                 raise ValueError(
-                    f"control.generation: device {source.device!r} has no point "
-                    f"{source.power!r}"
+                    f"control.generation: device {source.device!r} has no point {source.power!r}"
                 )
         for load in self.control.loads:
             device = devices.get(load.device)

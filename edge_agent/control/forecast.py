@@ -160,6 +160,9 @@ class _Closed:
     slot: int
     mean_kw: float
     anomaly_kw: float | None
+    own: bool
+    """The anomaly is from the slot's own day type (a borrowed profile's says how the day
+    types differ, not how a departure lasts)."""
 
 
 @dataclass(slots=True)
@@ -281,16 +284,19 @@ class BaseLoadForecast:
 
     def _summarise(self, done: _SlotMean) -> _Closed:
         expected = self._expected(self._key(done.slot))
-        anomaly = None if expected is None else done.mean_kw - expected[0]
-        return _Closed(done.slot, done.mean_kw, anomaly)
+        if expected is None:
+            return _Closed(done.slot, done.mean_kw, None, own=False)
+        return _Closed(done.slot, done.mean_kw, done.mean_kw - expected[0], own=expected[2])
 
     def _close(self, done: _SlotMean) -> None:
         closed = self._summarise(done)
         last = self._last
         if (
             closed.anomaly_kw is not None
+            and closed.own
             and last is not None
             and last.anomaly_kw is not None
+            and last.own
             and last.slot == closed.slot - 1
         ):
             self._carry.add(last.anomaly_kw, closed.anomaly_kw)
@@ -335,7 +341,7 @@ class PvForecast:
     """
 
     _BUCKET_S = 300
-    _TRUST_WH_M2 = 100.0
+    _TRUST_WH_M2 = 50.0
     """Clear-sky energy (Wh/m²) at which the recent ratio is trusted halfway."""
     _FULL_TRUST = 0.8
     _MIN_DAY_BUCKETS = 12

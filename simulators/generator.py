@@ -217,14 +217,13 @@ def _machine(rng: random.Random, model: str, base_kw: float) -> tuple[dict[str, 
     return params, model
 
 
-def _policy(rng: random.Random, model: str, rated_kw: float | None) -> dict[str, Any] | None:
+def _policy(rng: random.Random, model: str) -> dict[str, Any] | None:
     """Overrides of the load policy a plant engineer might have chosen (priority, minimum
-    on and off times, sheds per day), or None for a machine that is not a load."""
+    on and off times, sheds per day), or None for a machine that is not a load. The load's
+    rated power is the machine's `rated_kw` (its params)."""
     if model not in _PRIORITY:
         return None
     load: dict[str, Any] = {"priority": max(0, _PRIORITY[model] + rng.randint(-10, 10))}
-    if rated_kw is not None:
-        load["rated_kw"] = rated_kw
     if model == "batch-furnace":
         return load
     # Minimum off times stay under each policy's maximum off time (a compressor's 180 s).
@@ -312,7 +311,7 @@ def draw(seed: int, *, poll_interval_s: float = POLL_INTERVAL_S) -> Draw:
     for model, count in counts.items():
         for _ in range(count):
             params, physics = _machine(rng, model, base_kw)
-            load = _policy(rng, physics, params.get("rated_kw"))
+            load = _policy(rng, physics)
             numbers[physics] = numbers.get(physics, 0) + 1
             spec: dict[str, Any] = {
                 "name": f"{_NAMES[physics]}-{numbers[physics]}",
@@ -385,7 +384,10 @@ def scenario_yaml(scenario: Scenario, drawn: Draw) -> str:
             f"# The demand-response request ({request.when}) cuts the limit by "
             f"{request.cut_share:.0%} for {request.duration_min} min."
         )
-    header.append(f"# Rerun: python -m simulators.generator {drawn.seed} --out FILE")
+    poll = scenario.poll_interval_s
+    again = "" if poll == POLL_INTERVAL_S else f" --poll-interval-s {poll:g}"
+    header.append("# Run it: edge-agent simulate FILE")
+    header.append(f"# Draw it again: python -m simulators.generator {drawn.seed}{again} --out FILE")
     body: str = yaml.safe_dump(
         scenario.model_dump(mode="json", exclude_none=True), sort_keys=False, width=100
     )

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 SAFE_STATE_TIMEOUT_S = 5.0
 
+POWER_SMOOTHING_S = 60.0
+
 
 @dataclass(slots=True)
 class _Event:
@@ -106,6 +108,7 @@ class Controller:
         """The window being tracked and its latest projection."""
         self._zone = ZoneInfo(config.site.timezone)
         self._peak_day: date | None = None
+        self._smooth: tuple[datetime, float] | None = None
 
     # The loop ---------------------------------------------------------------------------------
 
@@ -143,11 +146,12 @@ class Controller:
         projection = None
         if power is not None:
             self.window.update(now, power, self._good(snapshot, self._energy_point))
-            projection = self.window.projection(now, power)
+            projection = self.window.projection(now, self._smoothed(now, power))
             self.projected_kw = projection.projected_kw
         else:
             self.window.forget()
             self.projected_kw = None
+            self._smooth = None
         self.limit_kw, self.limit_source = self._limit(now)
         _, price = price_at(self.site.tariff, now, self.site.site.timezone)
         self._track_peak(now, projection)
@@ -241,6 +245,20 @@ class Controller:
             if asked < limit:
                 limit, source = asked, f"demand response {request.id}"
         return limit, source
+
+    def _smoothed(self, now: datetime, power_kw: float) -> float:
+        """The power the window's rest is projected on: averaged over about a minute
+        (POWER_SMOOTHING_S), so that a moulder's shot or a compressor loading does not
+        shed a load whose rebound then costs more than the spike; the energy so far is
+        still the meter's."""
+        if self._smooth is None:
+            self._smooth = (now, power_kw)
+            return power_kw
+        then, value = self._smooth
+        share = min(1.0, (now - then).total_seconds() / POWER_SMOOTHING_S)
+        value += share * (power_kw - value)
+        self._smooth = (now, value)
+        return value
 
     def _track_peak(self, now: datetime, projection: Projection | None) -> None:
         """A window's last projection is its average: the day's peak is the highest."""

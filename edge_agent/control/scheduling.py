@@ -20,6 +20,7 @@ from edge_agent.config.schema import SiteConfig
 from edge_agent.energy.tariff import price_at
 from edge_agent.model import PointId, Quality, Reading
 
+from .forecast import BaseLoadForecast, ErrorSummary, PvForecast
 from .loads import Action, LoadState
 
 if TYPE_CHECKING:
@@ -44,6 +45,17 @@ class Scheduler:
         self.states = states
         self.deferrable = [s for s in states.values() if s.config.deferrable is not None]
         self._planner: Planner | None = None
+        zone = ZoneInfo(config.site.timezone)
+        slot_s = self.control.plan_slot_s
+        self.base_forecast = BaseLoadForecast(zone=zone, slot_s=slot_s)
+        """The site's load besides the loads the agent moves, learned per day type and slot."""
+        self.pv_forecast = PvForecast(
+            latitude_deg=config.site.latitude_deg,
+            longitude_deg=config.site.longitude_deg,
+            zone=zone,
+            slot_s=slot_s,
+        )
+        self._generation: list[PointId] = [f"{g.device}/{g.power}" for g in self.control.generation]
         self.plan: Plan | None = None
         self.jobs: tuple[DeferrableLoad, ...] = ()
         """The jobs the plan was made for."""
@@ -78,6 +90,7 @@ class Scheduler:
         yet, which the plan pays to exceed (a new peak is what no control would not have)."""
         if not self.deferrable:
             return []
+        self._observe(now, snapshot)
         self._projection = projection
         self._limit_kw = limit_kw
         self._limits = limits
@@ -200,6 +213,29 @@ class Scheduler:
             before = name
         return jobs
 
+    def _observe(self, now: datetime, snapshot: Mapping[PointId, Reading]) -> None:
+        """Feed the forecasts: the meter less every controlled load's measured power, with
+        the measured generation added back, is the load no decision of ours changed."""
+        if self.meter_kw is None:
+            return
+        generated = 0.0
+        for point in self._generation:
+            reading = snapshot.get(point)
+            if reading is None or reading.quality is not Quality.GOOD or reading.value is None:
+                return  # a profile learned on a guess would be wrong for weeks
+            generated += abs(float(reading.value))
+        controlled = sum(s.power_kw or 0.0 for s in self.states.values())
+        self.base_forecast.observe(now, max(0.0, self.meter_kw - controlled + generated))
+        if self._generation:
+            self.pv_forecast.observe(now, generated)
+
+    def forecasts(self) -> dict[str, ErrorSummary]:
+        """Each forecast's error so far (kW), for the site summary and a bench's score."""
+        return {
+            "base_load": self.base_forecast.error.summary(),
+            "pv": self.pv_forecast.error.summary(),
+        }
+
     @property
     def plan_slot(self) -> datetime | None:
         """The slot the plan's slot 0 is."""
@@ -226,12 +262,17 @@ class Scheduler:
             self._limits(slot, slots, slot_s) if self._limits is not None else (limit_kw,) * slots
         )
         prices = tuple(self._price(slot + timedelta(seconds=i * slot_s)) for i in range(slots))
-        base = self._base_kw(snapshot)
+        base = self.base_forecast.forecast(slot, slots)
+        if not any(base):  # nothing observed yet: the load now, less the loads we move
+            base = (self._base_kw(snapshot),) * slots
+        self.base_forecast.error.remember(slot, base)
+        pv = self.pv_forecast.forecast(slot, slots)
+        self.pv_forecast.error.remember(slot, pv)
         problem = PlanProblem(
             slot_s=slot_s,
             price_vnd_per_kwh=prices,
-            base_kw=(base,) * slots,
-            pv_kw=(0.0,) * slots,
+            base_kw=base,
+            pv_kw=pv,
             limit_kw=limits,
             loads=loads,
             co2_kg_per_kwh=self.site.emissions.grid_kg_co2_per_kwh,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Self
@@ -48,7 +49,11 @@ __all__ = [
     "OpcUaServerDown",
     "ParkEvents",
     "Step",
+    "answer_record",
     "check_events",
+    "demand_response_command",
+    "demand_response_record",
+    "demand_response_start",
     "timeline",
 ]
 
@@ -273,6 +278,42 @@ def demand_response_start(event: DemandResponseEvent, now: datetime, zone: ZoneI
     return _resolve(event.start, now, zone) if event.start is not None else now
 
 
+def demand_response_record(
+    event: DemandResponseEvent, now: datetime, start: datetime, zone: ZoneInfo
+) -> dict[str, Any]:
+    """What the metrics keep of a demand-response request sent at `now` for `start`, in
+    local time; `responses` is filled in per site with `answer_record`."""
+    target = (
+        {"limit_kw": event.limit_kw}
+        if event.limit_kw is not None
+        else {"reduction_kw": event.reduction_kw}
+    )
+    return {
+        "kind": event.kind,
+        "id": event.id,
+        "factory": event.factory,
+        "at": now.astimezone(zone).isoformat(),
+        "start": start.astimezone(zone).isoformat(),
+        "end": (start + timedelta(minutes=event.duration_min)).astimezone(zone).isoformat(),
+        **target,
+        "responses": {},
+    }
+
+
+def answer_record(answer: Mapping[str, Any], zone: ZoneInfo) -> dict[str, Any]:
+    """An agent's command response (the JSON it publishes) as the metrics keep it: the
+    answer, and for a demand response whether it can comply, the flexibility it counted
+    (kW) and its detail; the same from the broker and in-process."""
+    return {
+        "status": answer["status"],
+        "reason": answer.get("reason"),
+        "at": datetime.fromisoformat(str(answer["at"])).astimezone(zone).isoformat(),
+        "can_comply": answer.get("can_comply"),
+        "flexibility_kw": answer.get("flexibility_kw"),
+        "detail": answer.get("detail"),
+    }
+
+
 class ParkEvents:
     """Applies the steps of a scenario's events to a running park, and records what
     happened for the metrics: one record per event, in the scenario's order."""
@@ -339,22 +380,8 @@ class ParkEvents:
 
     async def _demand_response(self, event: DemandResponseEvent, now: datetime) -> dict[str, Any]:
         start = demand_response_start(event, now, self._zone)
-        sites = list(self._agents) if event.factory == "all" else [event.factory]
-        target = (
-            {"limit_kw": event.limit_kw}
-            if event.limit_kw is not None
-            else {"reduction_kw": event.reduction_kw}
-        )
-        record: dict[str, Any] = {
-            "kind": event.kind,
-            "id": event.id,
-            "at": self._local(now),
-            "start": self._local(start),
-            "end": self._local(start + timedelta(minutes=event.duration_min)),
-            **target,
-            "responses": {},
-        }
-        for site in sites:
+        record = demand_response_record(event, now, start, self._zone)
+        for site in list(self._agents) if event.factory == "all" else [event.factory]:
             command = demand_response_command(event, site, start)
             record["responses"][site] = await self._send(site, command)
         return record
@@ -372,8 +399,4 @@ class ParkEvents:
             )
         except TimeoutError:
             return {"status": "no answer", "reason": f"none within {ANSWER_TIMEOUT_S:g} s"}
-        return {
-            "status": answer["status"],
-            "reason": answer.get("reason"),
-            "at": self._local(datetime.fromisoformat(answer["at"])),
-        }
+        return answer_record(answer, self._zone)

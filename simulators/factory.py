@@ -28,6 +28,7 @@ from edge_agent.config.schema import Device
 from .direct import DirectDevice, DirectDriver
 from .equipment import Machine, vary
 from .events import DeviceOutage, MeterSilence, OpcUaServerDown
+from .machine_params import apply_params
 from .machines import PHYSICS
 from .meter import MeterModel
 from .modbus_server import ModbusSimulator, SimulatedUnit
@@ -69,9 +70,13 @@ def _shifts(zone: str, night_share: float) -> Callable[[float], float]:
 
 
 def build_plant(scenario: Scenario, index: int, factory: FactorySpec, clock: Clock) -> Plant:
-    """The factory's models; no two machines alike, all drawn from the scenario's seed."""
+    """The factory's models; no two machines alike, all drawn from the scenario's seed,
+    then the scenario's `params` set on them (what it sets wins, the draws stay the same)."""
     rng = random.Random(f"{scenario.seed}/{factory.name}")
-    machines = {m.name: vary(PHYSICS[m.model](), rng) for m in factory.machines}
+    machines = {
+        m.name: apply_params(vary(PHYSICS[m.model](), rng), m.model, m.params)
+        for m in factory.machines
+    }
     maps = {m.name: served_map(load_opcua_model(m.model), m.name) for m in factory.machines}
     meter = MeterModel(
         clock,

@@ -16,26 +16,109 @@ import asyncio
 import json
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BeforeValidator, Field, PositiveFloat
+from pydantic import (
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    PositiveFloat,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from edge_agent.config.base import Name, StrictModel
-from edge_agent.config.loader import load_document, load_modbus_model
+from edge_agent.config.loader import did_you_mean, load_document, load_modbus_model
 from edge_agent.config.schema import SiteConfig
-from edge_agent.energy.tariff import EmissionsConfig, TariffConfig
+from edge_agent.control.config import LoadConfig
+from edge_agent.energy.tariff import EmissionsConfig, TariffConfig, Voltage, price_at
 
 from .events import Event, check_events
 from .factory import Plant
 from .load_policies import Mode, load_for
-from .park_run import WINDOW_S, Run, direct_day, run_protocols
-from .scoring import hindsight, score
+from .machine_params import ParamValue, param_problems
+from .machines import PHYSICS
+from .park_run import WINDOW_S, Run, direct_day, run_direct, run_protocols
+from .report import report_page
+from .scoring import FactoryRecord, hindsight, score
 
-__all__ = ["Scenario", "load_scenario", "score_runs", "simulate", "site_config"]
+__all__ = [
+    "FactorySpec",
+    "MachineSpec",
+    "Scenario",
+    "demand_response_outcomes",
+    "load_scenario",
+    "score_runs",
+    "simulate",
+    "site_config",
+    "window_series",
+]
+
+
+LOAD_FIELDS = (
+    "priority",
+    "sheddable",
+    "min_on_s",
+    "min_off_s",
+    "max_off_s",
+    "max_sheds_per_day",
+    "rated_kw",
+    "band",
+)
+"""The fields of a machine's load policy a scenario may set in `load:`."""
+
+
+def _fail(errors: list[tuple[tuple[str | int, ...], str, object]]) -> None:
+    """Raise the problems found, each at its own place below the field validated:
+    (path, message, value). A message says what was expected and what was found."""
+    if errors:
+        raise ValidationError.from_exception_data(
+            "scenario",
+            [_detail(loc, message, v) for loc, message, v in errors],
+        )
+
+
+def _unique_names(items: object, what: str, handler: ValidatorFunctionWrapHandler) -> Any:
+    """The list validated, and two entries with one name reported at the second, naming
+    the first: together with the entries' own problems, so that all are said at once."""
+    first: dict[str, int] = {}
+    errors: list[InitErrorDetails] = []
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        name = item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            message = (
+                f"two {what} are named {name!r} (entries {first[name] + 1} and {index + 1}); "
+                "names must be unique"
+            )
+            errors.append(_detail((index, "name"), message, name))
+        first.setdefault(name, index)
+    try:
+        validated = handler(items)
+    except ValidationError as exc:
+        errors += [
+            InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"], ctx=e.get("ctx", {}))
+            if e["type"] != "value_error"
+            else _detail(e["loc"], e["msg"].removeprefix("Value error, "), e["input"])
+            for e in exc.errors()
+        ]
+        validated = None
+    if errors:
+        raise ValidationError.from_exception_data("scenario", errors)
+    return validated
+
+
+def _detail(loc: tuple[str | int, ...], message: str, value: object) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=value)
 
 
 class MachineSpec(StrictModel):
@@ -44,6 +127,101 @@ class MachineSpec(StrictModel):
     """An OPC UA node map of the catalogue with physics in `simulators.machines.PHYSICS`:
     air-compressor, batch-furnace, electric-furnace, ev-charger, forklift-charger,
     injection-moulder, process-chiller, rooftop-pv or tank-pump."""
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    """Sizes and physics of the machine: fields of its physics class (rated_kw, tank_m3,
+    receiver_m3, batches_per_day as a list, ...), set after the seed has varied it, so that
+    what is set here wins (simulators/machine_params.py)."""
+    control: bool = True
+    """`false`: the agent does not control this machine at all (it is no load in
+    `control.loads`), whatever its model's policy."""
+    load: dict[str, Any] | None = None
+    """Overrides of the model's load policy (simulators/load_policies.py): priority,
+    sheddable, min_on_s, min_off_s, max_off_s, max_sheds_per_day, rated_kw, band (merged
+    into the policy's band; `band: null` removes it). Without it, a `rated_kw` in `params`
+    is the load's rated power too."""
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        if model not in PHYSICS:
+            known = sorted(PHYSICS)
+            raise ValueError(
+                f"unknown machine model {model!r}; expected one of: {', '.join(known)}"
+                f"{did_you_mean(model, known)}"
+            )
+        return model
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _known_params(cls, params: object, info: ValidationInfo) -> object:
+        model = info.data.get("model")
+        if isinstance(params, dict) and isinstance(model, str):
+            _fail(
+                [
+                    ((name,), message, params[name])
+                    for name, message in param_problems(model, params)
+                ]
+            )
+        return params
+
+    @model_validator(mode="after")
+    def _valid_load(self) -> Self:
+        if self.load is None:
+            return self
+        if not self.control:
+            _fail([(("load",), "a machine with `control: false` has no load policy", self.load)])
+        if load_for(self.name, self.model, "agent") is None:
+            _fail(
+                [
+                    (
+                        ("load",),
+                        f"a {self.model} is not a load the agent may control (no policy in "
+                        "simulators/load_policies.py); remove `load:`",
+                        self.load,
+                    )
+                ]
+            )
+        unknown = [
+            (
+                (key,),
+                f"unknown field {key!r}{did_you_mean(key, list(LOAD_FIELDS))}; expected "
+                f"one of: {', '.join(LOAD_FIELDS)}",
+                value,
+            )
+            for key, value in self.load.items()
+            if key not in LOAD_FIELDS
+        ]
+        _fail([(("load", *loc), m, v) for loc, m, v in unknown])
+        try:
+            LoadConfig.model_validate(self.load_policy("agent"))
+        except ValidationError as exc:
+            _fail([_load_error(self.load, error) for error in exc.errors()])
+        return self
+
+    def load_policy(self, mode: Mode) -> dict[str, Any] | None:
+        """The machine's `control.loads` entry in `mode`, the scenario's overrides applied;
+        None if it is no load in `mode`."""
+        if not self.control:
+            return None
+        overrides = dict(self.load or {})
+        if "rated_kw" in self.params and "rated_kw" not in overrides:
+            overrides["rated_kw"] = self.params["rated_kw"]
+        return load_for(self.name, self.model, mode, overrides=overrides)
+
+
+def _load_error(
+    load: dict[str, Any], error: ErrorDetails
+) -> tuple[tuple[str | int, ...], str, object]:
+    """A LoadConfig error on the merged policy, at the override it comes from (or at
+    `load:` for a rule between fields, such as min_off_s under max_off_s)."""
+    loc = tuple(error["loc"])
+    written = loc[:1] != () and loc[0] in load
+    message = error["msg"].removeprefix("Value error, ")
+    if message.startswith("Input should be"):
+        message = "expected" + message.removeprefix("Input should be")
+    if error["type"] != "value_error":
+        message += f"; found {error['input']!r}"
+    return (("load", *loc) if written else ("load",), message, error["input"])
 
 
 class FactorySpec(StrictModel):
@@ -57,6 +235,14 @@ class FactorySpec(StrictModel):
     """The demand limit the factory's agent holds (the billing window's average, kW); its
     compressors, chillers, pump and chargers are the loads it may shed, the batch furnace
     and the chargers the ones it may shift. Without it the agent only measures."""
+    voltage: Voltage | None = None
+    """The factory's supply voltage, which sets its prices; the scenario's `tariff.voltage`
+    when left out."""
+
+    @field_validator("machines", mode="wrap")
+    @classmethod
+    def _unique_machines(cls, machines: object, handler: ValidatorFunctionWrapHandler) -> Any:
+        return _unique_names(machines, "machines", handler)
 
 
 def _with_offset(value: object) -> object:
@@ -80,11 +266,25 @@ class Scenario(StrictModel):
     seed: int = 1
     poll_interval_s: PositiveFloat = 5
     summary_interval_s: int = 300
+    tariff: TariffConfig = TariffConfig()
+    """The time-of-use calendar, voltage and prices (edge_agent/energy/tariff.py) of every
+    factory's site file and of the score; a factory may set its own `voltage`."""
     factories: list[FactorySpec] = Field(min_length=1)
     events: list[Event] = Field(default_factory=list)
     """What happens during the run, each at a local time of day "HH:MM" (or "HH:MM:SS") in
     `timezone`, the first such moment at or after `start`: `demand_response`,
     `device_failure`, `broker_outage` (simulators/events.py has their fields)."""
+
+    @field_validator("factories", mode="wrap")
+    @classmethod
+    def _unique_factories(cls, factories: object, handler: ValidatorFunctionWrapHandler) -> Any:
+        return _unique_names(factories, "factories", handler)
+
+    def tariff_of(self, factory: FactorySpec) -> TariffConfig:
+        """The tariff `factory` is billed at: the scenario's, at the factory's voltage."""
+        if factory.voltage is None:
+            return self.tariff
+        return self.tariff.model_copy(update={"voltage": factory.voltage})
 
 
 def site_config(
@@ -128,9 +328,7 @@ def site_config(
         for point in device["points"].values():
             point["poll_interval_s"] = None
     loads = [
-        load
-        for machine in factory.machines
-        if (load := load_for(machine.name, machine.model, mode)) is not None
+        load for machine in factory.machines if (load := machine.load_policy(mode)) is not None
     ]
     control = None
     if factory.limit_kw is not None and mode != "none":
@@ -149,6 +347,7 @@ def site_config(
             "broker": {"host": "127.0.0.1", "port": broker_port},
             "summary": {"interval_s": scenario.summary_interval_s, "settle_s": interval},
             "outbox": {"path": str(work / f"{factory.name}.sqlite")},
+            "tariff": scenario.tariff_of(factory).model_dump(),
             "devices": devices,
             "control": control,
         }
@@ -161,39 +360,176 @@ async def simulate(
     *,
     progress: Callable[[float], None] | None = None,
     baselines: bool = True,
+    in_process: bool = False,
 ) -> dict[str, Any]:
-    """Run the scenario over the protocol stacks; with `baselines`, run it again in-process
-    without control and with a classic limiter, and solve the perfect-hindsight bound; write
-    `metrics.json` and `report.html` into `out`; the metrics."""
+    """Run the scenario's agents over the protocol stacks (with `in_process`, the same agent
+    code with the plant in-process: no sockets, no broker); with `baselines`, run it again
+    in-process without control and with a classic limiter, and solve the perfect-hindsight
+    bound; write `metrics.json`, a `series-<factory>.csv` per factory and `report.html`
+    into `out`; the metrics."""
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     modes: tuple[Mode, ...] = ("none", "limiter") if baselines else ()
     # The baselines run in a process of their own, on the other core, while the main run
-    # (one event loop, one core) goes through the protocol stacks.
+    # (one event loop, one core) goes on here.
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
         loop = asyncio.get_running_loop()
         pending = {
             mode: loop.run_in_executor(pool, direct_day, scenario.model_dump_json(), mode)
             for mode in modes
         }
-        main = await run_protocols(scenario, "agent", progress=progress)
+        main = await (
+            run_direct(scenario, "agent", progress=progress)
+            if in_process
+            else run_protocols(scenario, "agent", progress=progress)
+        )
         runs = {"agent": main} | {mode: await future for mode, future in pending.items()}
     metrics = _metrics(scenario, main.summaries)
+    metrics["transport"] = main.transport
     metrics["events"] = main.events
     metrics["delivery"] = main.delivery
     metrics["score"] = score_runs(scenario, runs)
+    metrics["demand_response"] = demand_response_outcomes(scenario, runs)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    (out / "report.html").write_text(_report(scenario, metrics, runs))
+    for factory in scenario.factories:
+        series = window_series(scenario, factory, runs, metrics["score"][factory.name])
+        (out / f"series-{factory.name}.csv").write_text(series)
+    (out / "report.html").write_text(report_page(scenario, metrics, runs))
     return metrics
+
+
+def window_series(
+    scenario: Scenario, factory: FactorySpec, runs: dict[str, Run], score: dict[str, Any]
+) -> str:
+    """The factory's day as CSV, one row per 15-min window: its start (local ISO time),
+    then each run's ground-truth demand (kW, the window's average) and cost (VND, at the
+    price of the window's start); the bound's too when its result has a `demand_kw` list."""
+    zone, tariff = scenario.timezone, scenario.tariff_of(factory)
+    starts = runs["agent"].records[factory.name].window_starts
+    hours = WINDOW_S / 3600
+    columns: dict[str, list[float]] = {
+        mode: [kwh / hours for kwh in run.records[factory.name].import_kwh]
+        for mode, run in runs.items()
+    }
+    bound = _bound_demand(score)
+    if bound is not None:
+        columns["hindsight"] = bound
+    lines = ["window_start," + ",".join(f"{m}_kw,{m}_vnd" for m in columns)]
+    for i, start in enumerate(starts):
+        price = price_at(tariff, start, zone)[1]
+        cells = [start.astimezone(ZoneInfo(zone)).isoformat()]
+        for values in columns.values():
+            if i < len(values):
+                kw = values[i]
+                cells += [f"{kw:.3f}", f"{max(0.0, kw) * hours * price:.0f}"]
+            else:
+                cells += ["", ""]
+        lines.append(",".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def _bound_demand(score: dict[str, Any]) -> list[float] | None:
+    """The bound's demand per window (kW), when its result says it."""
+    demand = (score.get("hindsight") or {}).get("demand_kw")
+    return [float(kw) for kw in demand] if isinstance(demand, list) else None
+
+
+def demand_response_outcomes(scenario: Scenario, runs: dict[str, Run]) -> list[dict[str, Any]]:
+    """Per demand-response event and factory: what was asked, what the agent answered, and
+    what it delivered on the plant's ground truth: the average demand over the event's
+    window in the agent's run against the run without control (delivered = none - agent),
+    beside what the agent's own site summaries claimed. The windows are the 15-min billing
+    windows the event covers, each weighted by its overlap with the event."""
+    main = runs["agent"]
+    outcomes = []
+    for event in main.events:
+        if event["kind"] != "demand_response":
+            continue
+        start, end = datetime.fromisoformat(event["start"]), datetime.fromisoformat(event["end"])
+        for site, answer in event["responses"].items():
+            demand = {
+                mode: _average_kw(run.records[site], start, end) for mode, run in runs.items()
+            }
+            agent, none = demand.get("agent"), demand.get("none")
+            delivered = None if agent is None or none is None else round(none - agent, 1)
+            asked: dict[str, Any] = {
+                k: event[k] for k in ("limit_kw", "reduction_kw") if k in event
+            }
+            outcome: dict[str, Any] = {
+                "id": event["id"],
+                "factory": site,
+                "asked": {**asked, "start": event["start"], "end": event["end"]},
+                "answer": answer,
+                "ground_truth": {f"{mode}_kw": kw for mode, kw in demand.items()}
+                | {
+                    "delivered_kw": delivered,
+                    "agent_peak_window_kw": _peak_kw(main.records[site], start, end),
+                },
+                "claimed": _claimed(main.site_summaries.get(site, []), event["id"]),
+            }
+            outcome["shortfall_kw"] = _shortfall(asked, agent, delivered)
+            outcomes.append(outcome)
+    return outcomes
+
+
+def _overlaps(record: FactoryRecord, start: datetime, end: datetime) -> list[tuple[int, float]]:
+    """(window, seconds of it inside [start, end)) for the recorded windows that overlap."""
+    found = []
+    for i, first in enumerate(record.window_starts):
+        last = first + timedelta(seconds=WINDOW_S)
+        inside = (min(end, last) - max(start, first)).total_seconds()
+        if inside > 0:
+            found.append((i, inside))
+    return found
+
+
+def _average_kw(record: FactoryRecord, start: datetime, end: datetime) -> float | None:
+    overlaps = _overlaps(record, start, end)
+    covered = sum(seconds for _, seconds in overlaps)
+    if not covered:
+        return None
+    kwh = sum(record.import_kwh[i] * seconds / WINDOW_S for i, seconds in overlaps)
+    return round(kwh / (covered / 3600), 1)
+
+
+def _peak_kw(record: FactoryRecord, start: datetime, end: datetime) -> float | None:
+    windows = [record.import_kwh[i] * 3600 / WINDOW_S for i, _ in _overlaps(record, start, end)]
+    return round(max(windows), 1) if windows else None
+
+
+def _shortfall(asked: dict[str, Any], agent: float | None, delivered: float | None) -> float | None:
+    """How far the ground truth stayed from the request (kW; 0 when it was met)."""
+    if "limit_kw" in asked:
+        return None if agent is None else round(max(0.0, agent - asked["limit_kw"]), 1)
+    return None if delivered is None else round(max(0.0, asked["reduction_kw"] - delivered), 1)
+
+
+def _claimed(site_summaries: list[dict[str, Any]], event_id: str) -> dict[str, Any] | None:
+    """The agent's last word on the event in its site summaries (baseline, highest
+    projection and delivered kW, by its own measure), if it said any."""
+    claims = [
+        entry
+        for summary in sorted(site_summaries, key=lambda s: str(s["interval_start"]))
+        for entry in (summary.get("control") or {}).get("demand_response", [])
+        if entry.get("id") == event_id
+    ]
+    if not claims:
+        return None
+    last = claims[-1]
+    return {
+        key: None if last.get(key) is None else round(float(last[key]), 1)
+        for key in ("baseline_kw", "max_projected_kw", "delivered_kw")
+    }
 
 
 def score_runs(scenario: Scenario, runs: dict[str, Run]) -> dict[str, Any]:
     """Each factory's day under each kind of control, scored on the plant's ground truth,
     beside the perfect-hindsight bound; the savings against no control."""
-    tariff, emissions = TariffConfig(), EmissionsConfig()
+    emissions = EmissionsConfig()
     zone = scenario.timezone
     factories: dict[str, Any] = {}
     for factory in scenario.factories:
         name = factory.name
+        tariff = scenario.tariff_of(factory)
         control = runs["agent"].agents[name].config.control
         min_times = {
             load.name: (load.min_on_s, load.min_off_s)
@@ -307,170 +643,6 @@ def _metrics(scenario: Scenario, summaries: dict[str, list[dict[str, Any]]]) -> 
             "cost_vnd": sum(f["cost_vnd"] for f in factories.values()),
         },
     }
-
-
-def _report(scenario: Scenario, metrics: dict[str, Any], runs: dict[str, Run]) -> str:
-    """A page a plant manager can read: the day per factory, the score against the
-    baselines and the bound, demand against the limit, and the actions with their reasons."""
-    zone = ZoneInfo(scenario.timezone)
-    main = runs["agent"]
-    sections = [_summary_table(metrics), _score_table(metrics)]
-    for factory in scenario.factories:
-        name = factory.name
-        sections.append(_demand_plot(name, factory.limit_kw, runs, zone))
-        sections.append(_actions_table(name, main, zone))
-    walls = ", ".join(f"{mode} {run.wall_s:.0f} s ({run.transport})" for mode, run in runs.items())
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>{scenario.name}: simulated {scenario.duration_h:g} h</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:3px 9px;text-align:right}}
-th:first-child,td:first-child{{text-align:left}}table{{border-collapse:collapse}}
-tr:nth-child(even){{background:#f4f6f8}}.why{{text-align:left;font-size:90%}}</style></head>
-<body><h1>{scenario.park}: {scenario.name}, {scenario.duration_h:g} simulated hours from
-{scenario.start.isoformat()}, seed {scenario.seed}</h1>
-<p>The agent ran over Modbus TCP, OPC UA and MQTT on loopback; the baselines ran the same
-plant models and seed in-process. Wall time: {walls}.</p>
-{"".join(sections)}</body></html>"""
-
-
-def _summary_table(metrics: dict[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><td>{n}</td><td>{f['energy_kwh']:,.1f}</td><td>{f['peak_window_demand_kw']:,.1f}"
-        f"</td><td>{f['cost_vnd']:,}</td><td>{f['co2_kg']:,.1f}</td>"
-        f"<td>{(f['data_quality'] or 0):.1%}</td></tr>"
-        for n, f in metrics["factories"].items()
-    )
-    return (
-        "<h2>The day, from the agents' summaries at the park's broker</h2>"
-        "<table><tr><th>factory</th><th>energy kWh</th><th>peak 15-min demand kW</th>"
-        f"<th>cost VND</th><th>CO2 kg</th><th>data quality</th></tr>{rows}</table>"
-    )
-
-
-_SCORE_COLUMNS = (
-    ("peak_window_demand_kw", "peak 15-min kW", ",.1f"),
-    ("cost_vnd", "cost VND", ",.0f"),
-    ("cost_saved_pct", "saved %", ".2f"),
-    ("share_of_bound", "of the bound", ".0%"),
-    ("peak_hours_kwh", "kWh in peak hours", ",.1f"),
-    ("co2_kg", "CO2 kg", ",.1f"),
-    ("over_limit_kw_min", "over limit kW·min", ",.1f"),
-    ("process_breaches", "process breaches", ",.1f"),
-    ("deadlines_missed", "deadlines missed", "d"),
-    ("charging_shortfall_kwh", "charging short kWh", ",.1f"),
-    ("min_on_off_breaches", "min on/off breaches", "d"),
-    ("switching", "switchings", "d"),
-)
-
-
-def _score_table(metrics: dict[str, Any]) -> str:
-    head = "".join(f"<th>{title}</th>" for _, title, _ in _SCORE_COLUMNS)
-    rows = []
-    labels = {
-        "none": "no control",
-        "limiter": "classic priority limiter",
-        "agent": "the agent (limiter + planner)",
-        "hindsight": "perfect-hindsight bound",
-    }
-    for name, per in metrics["score"].items():
-        limit = per.get("limit_kw")
-        rows.append(
-            f"<tr><th colspan='{len(_SCORE_COLUMNS) + 1}' style='text-align:left'>{name}"
-            f"{f', limit {limit:,.0f} kW' if limit else ''}</th></tr>"
-        )
-        for mode, label in labels.items():
-            figures = per.get(mode)
-            if not figures:
-                continue
-            cells = []
-            for key, _, fmt in _SCORE_COLUMNS:
-                value = figures.get(key)
-                if key == "process_breaches" and "process_band" in figures:
-                    value = sum(figures["process_band"].values())
-                cells.append("-" if value is None else format(value, fmt))
-            rows.append(f"<tr><td>{label}</td>{''.join(f'<td>{c}</td>' for c in cells)}</tr>")
-    return (
-        "<h2>Score on the plant's ground truth (15-min windows, EVN time-of-use tariff)</h2>"
-        f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
-    )
-
-
-def _demand_plot(name: str, limit: float | None, runs: dict[str, Run], zone: ZoneInfo) -> str:
-    record = runs["agent"].records[name]
-    if not record.import_kwh:
-        return ""
-    width, height = 720, 170
-    series = {mode: [kwh * 4 for kwh in run.records[name].import_kwh] for mode, run in runs.items()}
-    top = max(max(values) for values in series.values()) * 1.1 or 1.0
-    step = width / max(1, len(record.import_kwh) - 1)
-
-    def y(kw: float) -> float:
-        return height - kw / top * height
-
-    colours = {"agent": "#1f5fa8", "none": "#999999", "limiter": "#e08a00"}
-    lines = "".join(
-        f"<polyline fill='none' stroke='{colours.get(mode, '#000')}' stroke-width="
-        f"'{2 if mode == 'agent' else 1}' points='"
-        + " ".join(f"{i * step:.1f},{y(kw):.1f}" for i, kw in enumerate(values))
-        + "'/>"
-        for mode, values in series.items()
-    )
-    peak = "".join(
-        f"<rect x='{i * step:.1f}' y='0' width='{step:.1f}' height='{height}' fill='#fde2e2'/>"
-        for i, start in enumerate(record.window_starts)
-        if _band(start, zone) == "peak"
-    )
-    limit_line = (
-        ""
-        if limit is None
-        else f"<line x1='0' x2='{width}' y1='{y(limit):.1f}' y2='{y(limit):.1f}' "
-        f"stroke='#c00' stroke-dasharray='6 3'/>"
-    )
-    every = max(1, len(record.window_starts) // 8)
-    ticks = "".join(
-        f"<text x='{i * step:.1f}' y='{height + 14}' font-size='10' text-anchor='middle'>"
-        f"{start.astimezone(zone):%H:%M}</text>"
-        for i, start in enumerate(record.window_starts)
-        if i % every == 0
-    )
-    legend = ", ".join(f"<span style='color:{colours[m]}'>{m}</span>" for m in series)
-    return (
-        f"<h3>{name}: 15-min demand (kW), local time; {legend}; the limit dashed red; "
-        f"peak-tariff hours shaded</h3><svg width='{width + 40}' height='{height + 20}'>"
-        f"<g transform='translate(30,0)'><rect width='{width}' height='{height}' fill='none' "
-        f"stroke='#ccc'/>{peak}{limit_line}{lines}{ticks}</g>"
-        f"<text x='0' y='10' font-size='10'>{top:.0f}</text>"
-        f"<text x='0' y='{height:.0f}' font-size='10'>0</text></svg>"
-    )
-
-
-def _band(moment: datetime, zone: ZoneInfo) -> str:
-    from edge_agent.energy.tariff import band_at
-
-    return band_at(TariffConfig(), moment, str(zone))
-
-
-def _actions_table(name: str, run: Run, zone: ZoneInfo) -> str:
-    agent = run.agents[name]
-    if agent.controller is None:
-        return ""
-    actions = [a for a in agent.controller.history if a.refused is None]
-    kinds: dict[str, int] = {}
-    for action in actions:
-        kinds[action.kind] = kinds.get(action.kind, 0) + 1
-    shown = [a for a in actions if a.kind in ("defer", "start")][:12] + [
-        a for a in actions if a.kind in ("shed", "restore", "safe-state")
-    ][:12]
-    rows = "".join(
-        f"<tr><td>{a.at.astimezone(zone):%H:%M}</td><td>{a.kind}</td><td>{a.load}</td>"
-        f"<td>{a.binding}</td><td>{a.expected_vnd:,.0f}</td><td class='why'>{a.reason}</td></tr>"
-        for a in sorted(shown, key=lambda a: a.at)
-    )
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "none"
-    return (
-        f"<h4>{name}: actions ({counts}); the first of each kind, with their reasons</h4>"
-        "<table><tr><th>time</th><th>action</th><th>load</th><th>binding</th>"
-        f"<th>expected VND</th><th class='why'>why</th></tr>{rows}</table>"
-    )
 
 
 def load_scenario(path: Path) -> Scenario:

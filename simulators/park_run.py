@@ -3,8 +3,10 @@
 `run_protocols` is the bench proper: meters on Modbus TCP, machines on OPC UA, the agents'
 summaries and commands through Mosquitto, the scenario's events applied at their moments.
 `run_direct` runs the same plant models and the same agent code with the plant read and
-written in-process, for the baselines of the score; events that only concern the network
-(a broker outage) do not apply there. Both record the plant's ground truth for scoring.
+written in-process: for the baselines of the score, and for the agent itself with
+`simulate --in-process`; its events are recorded as the protocol run records them, and
+events that only concern the network (a broker outage) do not apply there. Both record the
+plant's ground truth for scoring.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ from edge_agent.northbound.topics import Topics
 from .broker import MosquittoBroker
 from .equipment import Machine
 from .events import (
-    BrokerOutageEvent,
     DemandResponseEvent,
     DeviceFailureEvent,
     DeviceOutage,
     ParkEvents,
     Step,
+    answer_record,
     demand_response_command,
+    demand_response_record,
     demand_response_start,
     timeline,
 )
@@ -48,7 +51,7 @@ from .scoring import FactoryRecord, Recorder
 if TYPE_CHECKING:
     from .park import Scenario
 
-__all__ = ["Run", "direct_day", "run_direct", "run_protocols"]
+__all__ = ["DirectEvents", "Run", "direct_day", "run_direct", "run_protocols"]
 
 WINDOW_S = 900
 """The billing window the day is scored in (EVN's 15 minutes)."""
@@ -189,8 +192,11 @@ def direct_day(scenario_json: str, mode: Mode) -> Run:
     return run
 
 
-async def run_direct(scenario: Scenario, mode: Mode) -> Run:
-    """The same day with the plant in-process: no sockets, the same agent code."""
+async def run_direct(
+    scenario: Scenario, mode: Mode, *, progress: Callable[[float], None] | None = None
+) -> Run:
+    """The same day with the plant in-process: no sockets, the same agent code. The agents'
+    summaries stay in their outboxes (no broker) and are read from there at the end."""
     from .park import site_config
 
     started = time.monotonic()
@@ -213,16 +219,100 @@ async def run_direct(scenario: Scenario, mode: Mode) -> Run:
                     connect=connect_direct(plant, clock),
                     seed=scenario.seed,
                 )
-
-            async def apply(step: Step) -> None:
-                await _apply_direct(step, plants, agents, clock.now(), scenario.timezone)
-
+            events = DirectEvents(zone=scenario.timezone, plants=plants, agents=agents)
             await _through_the_day(
-                scenario, (clock, end, closing, steps, recorder), agents, apply, progress=None
+                scenario,
+                (clock, end, closing, steps, recorder),
+                agents,
+                events.apply,
+                progress=progress,
             )
+    summaries, site_summaries = await _kept_summaries(agents)
     return _close(
-        Run(mode, "in-process", plants, recorder.records, agents, time.monotonic() - started)
+        Run(
+            mode,
+            "in-process",
+            plants,
+            recorder.records,
+            agents,
+            time.monotonic() - started,
+            summaries=summaries,
+            site_summaries=site_summaries,
+            events=events.records,
+            delivery={"summaries_kept": sum(a.outbox.depth() for a in agents.values())},
+        )
     )
+
+
+async def _kept_summaries(
+    agents: dict[str, Agent],
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    """Each agent's device and site summaries as a broker would have passed them on, read
+    from its outbox (left in it)."""
+    devices: dict[str, list[dict[str, Any]]] = {}
+    sites: dict[str, list[dict[str, Any]]] = {}
+    for name, agent in agents.items():
+        depth = agent.outbox.depth()
+        documents = [json.loads(m.payload) for m in await agent.outbox.take(depth)] if depth else []
+        devices[name] = [d for d in documents if "device" in d]
+        sites[name] = [d for d in documents if "device" not in d]
+    return devices, sites
+
+
+class DirectEvents:
+    """A scenario's events on an in-process park, recorded as `ParkEvents` records them:
+    a demand response is handed to the agent's command handler and its answer kept; a
+    device failure silences the device; a broker outage, with no broker, changes nothing
+    (its record says so)."""
+
+    def __init__(self, *, zone: str, plants: dict[str, Plant], agents: dict[str, Agent]) -> None:
+        self._zone = ZoneInfo(zone)
+        self._plants = plants
+        self._agents = agents
+        self._records: dict[int, dict[str, Any]] = {}
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [self._records[i] for i in sorted(self._records)]
+
+    async def apply(self, step: Step) -> None:
+        event, local = step.event, step.when.astimezone(self._zone).isoformat()
+        if isinstance(event, DemandResponseEvent):
+            self._records[step.index] = self._demand_response(event, step.when)
+        elif isinstance(event, DeviceFailureEvent):
+            outage = self._plants[event.factory].outages[event.device]
+            if step.phase == "begin":
+                await outage.begin()
+                self._records[step.index] = {
+                    "kind": event.kind,
+                    "factory": event.factory,
+                    "device": event.device,
+                    "from": local,
+                }
+            else:
+                await outage.end()
+                self._records[step.index]["until"] = local
+        elif step.phase == "begin":
+            self._records[step.index] = {
+                "kind": event.kind,
+                "from": local,
+                "in_process": "no broker: the agents noticed nothing",
+            }
+        else:
+            self._records[step.index]["until"] = local
+
+    def _demand_response(self, event: DemandResponseEvent, now: datetime) -> dict[str, Any]:
+        start = demand_response_start(event, now, self._zone)
+        record = demand_response_record(event, now, start, self._zone)
+        for site in list(self._agents) if event.factory == "all" else [event.factory]:
+            command = demand_response_command(event, site, start)
+            answer = self._agents[site].commands.handle(json.dumps(command).encode(), now)
+            record["responses"][site] = (
+                {"status": "no answer", "reason": "the command was not for this site"}
+                if answer is None
+                else answer_record(answer.model_dump(mode="json", by_alias=True), self._zone)
+            )
+        return record
 
 
 async def _through_the_day(
@@ -279,20 +369,3 @@ async def _advance(
             await apply(steps.pop(0))
         if progress:
             progress((clock.now() - scenario.start) / (closing - scenario.start))
-
-
-async def _apply_direct(
-    step: Step, plants: dict[str, Plant], agents: dict[str, Agent], now: datetime, zone: str
-) -> None:
-    event = step.event
-    if isinstance(event, DeviceFailureEvent):
-        outage = plants[event.factory].outages[event.device]
-        await (outage.begin() if step.phase == "begin" else outage.end())
-    elif isinstance(event, DemandResponseEvent):
-        start = demand_response_start(event, now, ZoneInfo(zone))
-        sites = list(agents) if event.factory == "all" else [event.factory]
-        for site in sites:
-            command = demand_response_command(event, site, start)
-            agents[site].commands.handle(json.dumps(command).encode(), now)
-    else:
-        assert isinstance(event, BrokerOutageEvent)  # nothing to do without a broker

@@ -40,6 +40,17 @@ SHORT = {
         },
         {"name": "cold-store", "base_load_kw": 60, "night_share": 0.8},
     ],
+    "events": [
+        {
+            "at": "16:35",
+            "kind": "demand_response",
+            "id": "dr-1",
+            "factory": "press-shop",
+            "start": "16:45",
+            "duration_min": 10,
+            "limit_kw": 180,
+        }
+    ],
 }
 
 
@@ -89,28 +100,43 @@ class _Elements(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.counts: dict[str, int] = {}
+        self.classes: dict[str, int] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.counts[tag] = self.counts.get(tag, 0) + 1
+        for name, value in attrs:
+            if name == "class" and value:
+                self.classes[f"{tag}.{value}"] = self.classes.get(f"{tag}.{value}", 0) + 1
 
 
 async def test_the_report_renders_in_a_browser_without_errors(tmp_path: Path) -> None:
     browser = _browser()
     scenario = Scenario.model_validate(SHORT)
-    await simulate(scenario, tmp_path / "out")
+    metrics = await simulate(scenario, tmp_path / "out")
     page = (tmp_path / "out" / "report.html").as_uri()
 
     dom, log = _headless(browser, tmp_path / "profile", "--dump-dom", page)
     assert not _script_errors(log), "\n".join(_script_errors(log))
     elements = _Elements()
     elements.feed(dom)
-    # The day, the score, and the actions of the factory under control.
-    assert elements.counts.get("table") == 3
+    # The day, the score, the demand response, and the actions of the factory under control:
+    # the first of each kind, and all of them folded.
+    assert elements.counts.get("table") == 5
+    assert elements.classes.get("details.all-actions") == 1
     assert elements.counts.get("svg") == len(scenario.factories), "one plot per factory"
-    runs = 3  # the agent, no control, the classic limiter
-    assert elements.counts.get("polyline") == runs * len(scenario.factories)
+    for mode in ("agent", "none", "limiter"):
+        assert elements.classes.get(f"polyline.run-{mode}") == len(scenario.factories), mode
+    bounds = sum(
+        "demand_kw" in metrics["score"][f.name].get("hindsight", {}) for f in scenario.factories
+    )
+    assert elements.classes.get("polyline.run-hindsight", 0) == bounds, "the bound's curve"
+    assert elements.classes.get("line.limit") == 1, "the limit of the one factory with one"
+    assert elements.classes.get("rect.dr-window") == 1, "the request's window, on its factory"
+    assert elements.classes.get("text.y-label") == len(scenario.factories)
+    assert elements.classes.get("text.y-tick", 0) >= 4 * len(scenario.factories)
     assert "perfect-hindsight bound" in dom
     assert "shed chiller-1" in dom or "restore chiller-1" in dom, "an action with its reason"
+    assert "dr-1" in dom
     for factory in scenario.factories:
         assert factory.name in dom
 

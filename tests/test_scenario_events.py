@@ -81,7 +81,14 @@ async def test_events_happen_at_their_moments_and_no_summary_is_lost(tmp_path: P
     events = metrics["events"]
     accepted, rejected, during_outage = events[0], events[1], events[5]
     assert accepted["responses"] == {
-        "press-shop": {"status": "accepted", "reason": None, "at": "2026-03-02T17:05:00+07:00"}
+        "press-shop": {
+            "status": "accepted",
+            "reason": None,
+            "at": "2026-03-02T17:05:00+07:00",
+            "can_comply": None,  # a factory without a limit has no control to assess with
+            "flexibility_kw": None,
+            "detail": None,
+        }
     }
     assert (accepted["start"], accepted["end"]) == (
         "2026-03-02T17:10:00+07:00",
@@ -144,3 +151,54 @@ async def test_a_plant_runs_on_while_its_plc_is_down(tmp_path: Path) -> None:
     assert plc.stats.steps == (60 + minutes * 60 + 10) // 10, "a step every 10 s, down or not"
     assert during > furnace.max_kw * 0.5 * minutes / 60, "heating at well over half power"
     assert readings["furnace-1/energy_kwh"] == pytest.approx(furnace.energy_kwh)
+
+
+CONTROLLED = {
+    **HOUR,
+    "name": "dr-hour",
+    "duration_h": 0.75,
+    "factories": [
+        {
+            "name": "press-shop",
+            "base_load_kw": 180,
+            "limit_kw": 400,
+            "machines": [
+                {"name": "compressor-1", "model": "air-compressor"},
+                {"name": "chiller-1", "model": "process-chiller"},
+            ],
+        }
+    ],
+    "events": [HOUR["events"][0]],  # type: ignore[index]
+}
+
+
+@pytest.mark.parametrize("in_process", [False, True], ids=["protocols", "in-process"])
+async def test_a_demand_response_answer_and_delivery_are_recorded_in_both_paths(
+    tmp_path: Path, *, in_process: bool
+) -> None:
+    """The agent's whole answer (can it comply, its flexibility, why) reaches the metrics
+    whether it came over MQTT or from the command handler in-process; what it delivered is
+    the ground truth's average over the event's window, no control less the agent."""
+    scenario = Scenario.model_validate(CONTROLLED)
+    metrics = await simulate(scenario, tmp_path, in_process=in_process)
+    assert metrics["transport"] == ("in-process" if in_process else "protocols")
+    answer = metrics["events"][0]["responses"]["press-shop"]
+    assert answer["status"] == "accepted"
+    assert isinstance(answer["can_comply"], bool)
+    assert answer["flexibility_kw"] is not None
+    assert answer["detail"]
+    (outcome,) = metrics["demand_response"]
+    assert outcome["asked"] == {
+        "limit_kw": 250.0,
+        "start": "2026-03-02T17:10:00+07:00",
+        "end": "2026-03-02T17:40:00+07:00",
+    }
+    assert outcome["answer"] == answer
+    truth = outcome["ground_truth"]
+    assert truth["delivered_kw"] == pytest.approx(truth["none_kw"] - truth["agent_kw"], abs=0.11)
+    assert outcome["shortfall_kw"] == pytest.approx(max(0.0, truth["agent_kw"] - 250), abs=0.11)
+    assert outcome["claimed"] is not None, "the agent's site summaries speak of the event"
+    series = (tmp_path / "series-press-shop.csv").read_text().splitlines()
+    assert series[0].startswith("window_start,agent_kw,agent_vnd,none_kw,none_vnd,limiter_kw")
+    assert series[1].startswith("2026-03-02T17:00:00+07:00,")
+    assert len(series) == 1 + 3, "three windows in 45 minutes"

@@ -24,6 +24,7 @@ from simulators.park import Scenario, load_scenario, site_config
 
 CASES = sorted((Path(__file__).parent / "scenario_cases").glob("*.yaml"))
 DEMO = Path(__file__).parents[1] / "configs" / "scenarios" / "demo-park.yaml"
+SCENARIOS = sorted(DEMO.parent.glob("*.yaml"))
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
@@ -60,6 +61,13 @@ def test_a_missing_file_and_broken_yaml_are_located_too(tmp_path: Path) -> None:
     broken.write_text("name: x\nfactories: [\n")
     with pytest.raises(ConfigError, match=r"broken\.yaml:3:1: invalid YAML"):
         load_scenario(broken)
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_every_scenario_of_the_catalogue_loads(path: Path) -> None:
+    scenario = load_scenario(path)
+    for index, factory in enumerate(scenario.factories):
+        build_plant(scenario, index, factory, SimClock(scenario.start))
 
 
 def test_the_demo_park_has_its_three_events() -> None:

@@ -19,8 +19,7 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from itertools import repeat
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -48,17 +47,16 @@ def _arguments() -> argparse.Namespace:
 
 
 def _describe(rows: list[dict[str, Any]], summary: dict[str, Any], wall_s: float) -> str:
-    share = summary["mean_share_of_bound"]
-    half = summary["reaching_half_of_bound"]
     return "\n".join(
         [
             f"passed {summary['passed']} of {summary['factories']} "
             "(never worse than no control; zero hard violations; the bound never beaten)",
-            "agent's mean share of the bound's saving: "
-            + ("-" if share is None else f"{share:.0%}")
-            + f" (the classic limiter's: {_pct(summary['limiter_mean_share_of_bound'])})",
-            f"where the bound saves > 0.5 % ({summary['bound_saves_over_half_pct']} factories), "
-            "reaching half of it: " + ("-" if half is None else f"{half:.0%}"),
+            f"where the bound saves > 0.5 % ({summary['bound_saves_over_half_pct']} factories): "
+            f"the agent's mean share of its saving {_pct(summary['mean_share_of_bound'])} "
+            f"(the classic limiter's {_pct(summary['limiter_mean_share_of_bound'])}), "
+            f"half of it or more in {_pct(summary['reaching_half_of_bound'])} of them",
+            "the agent's saving over all factories as a share of the bound's: "
+            + _pct(summary["share_of_total_bound_saving"]),
             f"wall time {wall_s:.0f} s, {summary['wall_s_per_factory']} s a factory "
             f"(one process), {len(rows)} factories",
         ]
@@ -82,7 +80,18 @@ def main() -> int:
     with ProcessPoolExecutor(
         max_workers=args.jobs, mp_context=get_context("spawn"), initializer=_stdout_to_stderr
     ) as pool:
-        rows = list(pool.map(judge, seeds, repeat(args.poll_interval_s)))
+        pending = [pool.submit(judge, seed, args.poll_interval_s) for seed in seeds]
+        rows = []
+        for done in as_completed(pending):
+            rows.append(done.result())
+            last = rows[-1]
+            print(
+                f"{len(rows)}/{len(seeds)} seed {last['seed']} {last['factory']}: "
+                f"{'FAIL' if last['failures'] else 'PASS'} in {last['wall_s']['total']:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        rows.sort(key=lambda r: int(r["seed"]))
     wall_s = time.monotonic() - started
     summary = totals(rows)
     if not args.json_only:

@@ -184,20 +184,25 @@ def judge(seed: int, poll_interval_s: float = POLL_INTERVAL_S) -> dict[str, Any]
 
 
 def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Over the factories: how many pass, the agent's mean share of the bound's saving
-    (where the bound saves anything), and, where the bound saves more than 0.5 %, the
-    fraction in which the agent reaches half of it."""
-    shares = [r["share_of_bound"]["agent"] for r in rows]
-    known = [s for s in shares if s is not None]
+    """Over the factories: how many pass; where the bound saves more than 0.5 % (a share of
+    a saving near zero says nothing), the agent's mean share of the bound's saving and the
+    fraction of factories in which it reaches half of it; and the agent's saving over all
+    factories as a share of the bound's."""
     worth = [r for r in rows if (r["bound"]["saved_pct"] or 0.0) > 0.5]
     half = [r for r in worth if (r["share_of_bound"]["agent"] or 0.0) >= 0.5]
+    bound_saved = sum(r["cost_vnd"]["none"] - (r["bound"]["cost_vnd"] or 0) for r in rows)
     return {
         "factories": len(rows),
         "passed": sum(not r["failures"] for r in rows),
-        "mean_share_of_bound": round(statistics.fmean(known), 3) if known else None,
         "bound_saves_over_half_pct": len(worth),
+        "mean_share_of_bound": _mean(r["share_of_bound"]["agent"] for r in worth),
+        "limiter_mean_share_of_bound": _mean(r["share_of_bound"]["limiter"] for r in worth),
         "reaching_half_of_bound": round(len(half) / len(worth), 3) if worth else None,
-        "limiter_mean_share_of_bound": _mean(r["share_of_bound"]["limiter"] for r in rows),
+        "share_of_total_bound_saving": round(
+            sum(r["cost_vnd"]["none"] - r["cost_vnd"]["agent"] for r in rows) / bound_saved, 3
+        )
+        if bound_saved > 0
+        else None,
         "wall_s_per_factory": round(statistics.fmean(r["wall_s"]["total"] for r in rows), 1)
         if rows
         else None,

@@ -21,6 +21,7 @@ from typing import Any
 from .generator import POLL_INTERVAL_S, calibrate, draw
 from .park import Scenario, score_runs
 from .park_run import Run, run_direct
+from .scoring import check_bound
 
 __all__ = [
     "HARD",
@@ -51,8 +52,6 @@ class Tolerance:
     over_kw_min: float = 7.5
     """On the time over the limit: half a kW over one 15-min window, kW·min."""
     cost_vnd: float = 0.0
-    bound_vnd: float = 1.0
-    """The bound and the days are each rounded to the VND."""
     hard: dict[str, float] = field(
         default_factory=lambda: {
             "deadlines_missed": 0.0,
@@ -131,8 +130,10 @@ def row(day: FactoryDay) -> dict[str, Any]:
             "cost_vnd": bound.get("cost_vnd"),
             "peak_kw": bound.get("peak_window_demand_kw"),
             "saved_pct": round(100 * bound_saved / none_cost, 2) if bound and none_cost else None,
+            "cost_lower_vnd": bound.get("cost_lower_vnd"),
             "status": bound.get("status"),
             "shortfall_kwh": bound.get("shortfall_kwh"),
+            "problems": check_bound(score),
         },
         "wall_s": {
             "total": round(day.wall_s, 1),
@@ -155,7 +156,8 @@ def _event(event: Any) -> str:
 
 
 def failures(figures: dict[str, Any], tolerance: Tolerance = TOLERANCE) -> list[str]:
-    """Each way the agent was worse than no control, or a run beat the bound; none: pass."""
+    """Each way the agent was worse than no control, or a run beat the bound (by more than
+    `check_bound` allows, simulators/scoring.py); none: pass."""
     found = []
     peak, over, cost = figures["peak_kw"], figures["over_kw_min"], figures["cost_vnd"]
     if peak["agent"] > peak["none"] + tolerance.peak_kw:
@@ -168,13 +170,9 @@ def failures(figures: dict[str, Any], tolerance: Tolerance = TOLERANCE) -> list[
     for key in HARD:
         if hard[key] > none[key] + tolerance.hard[key]:
             found.append(f"{key} {hard[key]:g} (no control {none[key]:g})")
-    bound = figures["bound"]["cost_vnd"]
-    if bound is None:
-        found.append("no bound")
-    else:
-        for mode, value in cost.items():
-            if value < bound - tolerance.bound_vnd:
-                found.append(f"{mode} beat the bound by {bound - value:,.0f} VND")
+    if figures["bound"]["cost_vnd"] is None:
+        found.append(f"no bound ({figures['bound']['status']})")
+    found += figures["bound"]["problems"]
     return found
 
 

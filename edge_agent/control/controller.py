@@ -164,7 +164,14 @@ class Controller:
             limits=self.limit_profile,
             peak_so_far_kw=self.peak_today_kw,
         )
-        inputs = LimiterInputs(now, projection, self.limit_kw, price, binding=self.limit_source)
+        inputs = LimiterInputs(
+            now,
+            projection,
+            self.limit_kw,
+            price,
+            binding=self.limit_source,
+            due=self.scheduler.due,
+        )
         decided += self.limiter.step(inputs, self.guard.states.values())
         final = {a.load: a for a in decided}  # the limiter comes last: it has the last word
         for action in final.values():

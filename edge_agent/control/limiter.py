@@ -32,6 +32,9 @@ class LimiterInputs:
     price_vnd_per_kwh: float
     binding: str = "demand limit"
     """What the limit is, for the reasons: `demand limit` or `demand response <id>`."""
+    due: frozenset[str] = frozenset()
+    """Loads whose work can no longer wait (a charging session that must run now to be
+    done by its departure): never shed, and restored if shed."""
 
 
 WORTHLESS_HOLD_S = 90.0
@@ -76,7 +79,9 @@ class DemandLimiter:
             if state.on or state.held_by != "limiter":
                 continue
             off_s = state.held_for(inputs.now)
-            if self._band_near(state, 1.0):
+            if state.name in inputs.due:
+                why, binding = "its session must run now to be done by its departure", "deadline"
+            elif self._band_near(state, 1.0):
                 why, binding = "its process variable is near its limit", "process band"
             elif off_s >= state.config.max_off_s:
                 why, binding = (

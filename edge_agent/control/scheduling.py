@@ -70,6 +70,8 @@ class Scheduler:
         self._limit_kw = 0.0
         self._limits: Callable[[datetime, int, int], tuple[float, ...]] | None = None
         self._peak_so_far_kw = 0.0
+        self.due: frozenset[str] = frozenset()
+        """Energy loads whose session must run now to be done by its departure."""
         self._waiting: dict[str, datetime] = {}
         """Loads whose planned start waits for the window, by the slot it was logged in."""
 
@@ -113,6 +115,12 @@ class Scheduler:
         if self._plan_slot != slot or signature != self._signature:
             self._replan(slot, work, snapshot, limit_kw)
             self._signature = signature
+        self.due = frozenset(
+            name
+            for name, jobs in work.items()
+            for job in jobs
+            if job.batch_slots is None and self._latest_start(job) <= 1
+        )
         return self._follow(now, slot, work)
 
     # What is waiting ------------------------------------------------------------------------
@@ -378,7 +386,7 @@ class Scheduler:
             added = load.power_kw * min(projection.remaining_s, length) / length
             target = self._limit_kw * self.control.target_share
             if projection.projected_kw + added > target:
-                if self._latest_start(load) > 0:
+                if self._latest_start(load) > 0 and state.name not in self.due:
                     if self._waiting.get(state.name) != slot:
                         self._waiting[state.name] = slot
                         log.info(

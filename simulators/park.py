@@ -569,6 +569,7 @@ def score_runs(scenario: Scenario, runs: dict[str, Run]) -> dict[str, Any]:
                     per["none"]["peak_hours_kwh"] - per[mode]["peak_hours_kwh"], 1
                 )
             per["hindsight"]["cost_saved_vnd"] = bound
+            per["hindsight"]["cost_saved_pct"] = round(100 * bound / base, 2) if base else 0.0
         per["limit_kw"] = factory.limit_kw
         factories[name] = per
     factories["park"] = _park_totals(factories)
@@ -608,6 +609,7 @@ def _park_totals(factories: dict[str, Any]) -> dict[str, Any]:
                 totals[mode]["cost_saved_pct"] = round(100 * saved / base, 2) if base else 0.0
                 totals[mode]["share_of_bound"] = round(saved / bound, 3) if bound > 0 else None
         totals["hindsight"]["cost_saved_vnd"] = bound
+        totals["hindsight"]["cost_saved_pct"] = round(100 * bound / base, 2) if base else 0.0
     return totals
 
 

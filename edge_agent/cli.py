@@ -474,6 +474,10 @@ async def _simulate(args: argparse.Namespace) -> int:
         f"in {wall:.0f} s "
         f"({scenario.duration_h * 3600 / wall:,.0f}x real time). Report: {out / 'report.html'}"
     )
+    problems = [f"{n}: {p}" for n, found in metrics["bound_problems"].items() for p in found]
+    if problems:  # a figure below its own bound is a bug in the bound or in the run
+        print("A run beat the perfect-hindsight bound:", *problems, sep="\n  ", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -192,7 +192,7 @@ def hindsight(
     window_s: int,
     tariff: TariffConfig,
     zone: str,
-    time_limit_s: float = 20.0,
+    time_limit_s: float = 120.0,
 ) -> dict[str, Any]:
     """The perfect-hindsight bound on the no-control run's `record` and `machines`
     (bound.py): the day's realised load besides the movable machines, every batch, session

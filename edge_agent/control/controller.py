@@ -170,7 +170,7 @@ class Controller:
             self.limit_kw,
             price,
             binding=self.limit_source,
-            due=self.scheduler.due,
+            slack_s=self.scheduler.slack_s,
         )
         decided += self.limiter.step(inputs, self.guard.states.values())
         final = {a.load: a for a in decided}  # the limiter comes last: it has the last word

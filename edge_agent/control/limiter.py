@@ -11,8 +11,8 @@ maximum time. The limiter is pure: the caller gives it the state and acts on its
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 
 from .config import ControlConfig
@@ -32,9 +32,10 @@ class LimiterInputs:
     price_vnd_per_kwh: float
     binding: str = "demand limit"
     """What the limit is, for the reasons: `demand limit` or `demand response <id>`."""
-    due: frozenset[str] = frozenset()
-    """Loads whose work can no longer wait (a charging session that must run now to be
-    done by its departure): never shed, and restored if shed."""
+    slack_s: Mapping[str, float] = field(default_factory=dict)
+    """Seconds a load's session may still stay off and be done by its departure (a
+    charger's): a load is shed only with a shed's length of slack, and is restored when
+    its slack falls under RESTORE_SLACK_S."""
 
 
 WORTHLESS_HOLD_S = 90.0
@@ -44,6 +45,12 @@ spends a shed of the day's budget: such a load is left running."""
 RESTORE_STAGGER_S = 60.0
 """Loads restored for headroom come back one at a time, this far apart, so that their
 backlogs (a chiller's warm tank, a receiver to refill) do not make the next window's peak."""
+
+
+RESTORE_SLACK_S = 900.0
+"""A session with less slack than this (a plan slot) runs now, whatever the demand."""
+
+_INF = float("inf")
 
 
 class DemandLimiter:
@@ -79,7 +86,7 @@ class DemandLimiter:
             if state.on or state.held_by != "limiter":
                 continue
             off_s = state.held_for(inputs.now)
-            if state.name in inputs.due:
+            if inputs.slack_s.get(state.name, _INF) < RESTORE_SLACK_S:
                 why, binding = "its session must run now to be done by its departure", "deadline"
             elif self._band_near(state, 1.0):
                 why, binding = "its process variable is near its limit", "process band"

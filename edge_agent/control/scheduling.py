@@ -70,8 +70,12 @@ class Scheduler:
         self._limit_kw = 0.0
         self._limits: Callable[[datetime, int, int], tuple[float, ...]] | None = None
         self._peak_so_far_kw = 0.0
-        self.due: frozenset[str] = frozenset()
-        """Energy loads whose session must run now to be done by its departure."""
+        self.slack_s: dict[str, float] = {}
+        """Energy loads' slack: seconds their session may still stay off and be done by
+        its departure at the rate it charges."""
+        self._rate: dict[str, float] = {}
+        """The power each energy load was last seen charging at (kW): a vehicle takes less
+        than the charger's rating, and a plan at the rating would leave it short."""
         self._waiting: dict[str, datetime] = {}
         """Loads whose planned start waits for the window, by the slot it was logged in."""
 
@@ -106,21 +110,24 @@ class Scheduler:
         slot = datetime.fromtimestamp(now.timestamp() // slot_s * slot_s, UTC)
         self._idle = {}
         self._active = {}
+        self.slack_s = {}
         work = {s.name: self._work(s, snapshot, slot, now) for s in self.deferrable}
         signature = tuple(
-            (w.name, w.batch_slots, w.earliest, w.deadline, round(w.energy_kwh), w.running_for)
+            (
+                w.name,
+                w.batch_slots,
+                w.earliest,
+                w.deadline,
+                round(w.energy_kwh),
+                w.running_for,
+                round(w.power_kw, 1),
+            )
             for jobs in work.values()
             for w in jobs
         )
         if self._plan_slot != slot or signature != self._signature:
             self._replan(slot, work, snapshot, limit_kw)
             self._signature = signature
-        self.due = frozenset(
-            name
-            for name, jobs in work.items()
-            for job in jobs
-            if job.batch_slots is None and self._latest_start(job) <= 1
-        )
         return self._follow(now, slot, work)
 
     # What is waiting ------------------------------------------------------------------------
@@ -163,10 +170,13 @@ class Scheduler:
                     self._idle[state.name] = "energy"
                 return []
             deadline_in = value(spec.deadline)
+            rate = self._charging_rate(state)
+            if deadline_in is not None:
+                self.slack_s[state.name] = deadline_in - needed / rate * 3600.0
             return [
                 DeferrableLoad(
                     name=state.name,
-                    power_kw=state.config.rated_kw,
+                    power_kw=rate,
                     energy_kwh=needed,
                     deadline=None if deadline_in is None else max(1, slot_of(deadline_in)),
                     priority=state.config.priority,
@@ -380,13 +390,14 @@ class Scheduler:
         except when its deadline could no longer be met otherwise, which the reason says."""
         price = self._price(now)
         due = self._deadline_text(slot, load)
+        slot_s, inf = self.control.plan_slot_s, float("inf")
         projection = self._projection
         if not ungated and projection is not None:
             length = self.control.window.length_s
             added = load.power_kw * min(projection.remaining_s, length) / length
             target = self._limit_kw * self.control.target_share
             if projection.projected_kw + added > target:
-                if self._latest_start(load) > 0 and state.name not in self.due:
+                if self._latest_start(load) > 0 and self.slack_s.get(state.name, inf) > slot_s:
                     if self._waiting.get(state.name) != slot:
                         self._waiting[state.name] = slot
                         log.info(
@@ -405,6 +416,17 @@ class Scheduler:
                 return self._action(now, state, "start", why, kwh=0.0, vnd=0.0, binding="deadline")
         why = f"planned to run now at {price:,.0f} VND/kWh" + due
         return self._action(now, state, "start", why, kwh=0.0, vnd=0.0)
+
+    def _charging_rate(self, state: LoadState) -> float:
+        """kW the session is planned at: what it draws while charging, else what the last
+        session drew, else the rating."""
+        if (
+            state.on
+            and state.power_kw is not None
+            and state.power_kw > 0.05 * state.config.rated_kw
+        ):
+            self._rate[state.name] = min(state.power_kw, state.config.rated_kw)
+        return self._rate.get(state.name, state.config.rated_kw)
 
     def _latest_start(self, load: DeferrableLoad) -> int:
         """Slots from now until the load must start to finish by its deadline."""

@@ -422,3 +422,26 @@ def test_limiter_never_breaks_a_rule(
             assert s.held_by == "limiter"
             if a.binding not in ("process band", "max off time"):
                 assert s.held_for(T0) >= s.config.min_off_s
+
+
+@pytest.mark.parametrize(
+    ("slack_s", "state", "expected"),
+    [
+        # 900 s of max off plus a slot of margin: enough slack to be shed.
+        (2000.0, {}, ["shed charger"]),
+        # Not enough to stay off for a whole shed: the next load goes instead.
+        (1500.0, {}, ["shed low"]),
+        # Shed already, and its slack has run out: back on, whatever the demand.
+        (600.0, SHED, ["restore charger", "shed low"]),
+    ],
+)
+def test_a_charging_session_is_shed_only_with_the_slack_for_it(
+    slack_s: float, state: dict[str, Any], expected: list[str]
+) -> None:
+    charger = load("charger", priority=0)
+    config = control(charger, LOW)
+    loads = states(config, charger=state)
+    inputs = LimiterInputs(
+        T0, projection(450), config.limit_kw, 1833.0, slack_s={"charger": slack_s}
+    )
+    assert [f"{a.kind} {a.load}" for a in DemandLimiter(config).step(inputs, loads)] == expected

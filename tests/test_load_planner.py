@@ -16,6 +16,7 @@ from edge_agent.control.planner import (
     Planner,
     PlanProblem,
     StorageBand,
+    as_released_cost,
     assess,
     rules,
     shifted,
@@ -143,6 +144,45 @@ def test_the_site_limit_keeps_two_batches_apart() -> None:
     assert not set(on_slots(plan, "oven-0")) & set(on_slots(plan, "oven-1"))
     assert plan.over_limit_kwh == 0.0
     assert set(on_slots(plan, "oven-0")) | set(on_slots(plan, "oven-1")) == {0, 1, 2, 3}
+
+
+def test_the_cost_cap_holds_the_limit_only_by_moves_that_cost_nothing_more() -> None:
+    """Released at once, two ovens run together over the limit in cheap slots; keeping them
+    apart costs a dear slot. Capped at what the ovens cost run as released, the plan stays
+    no dearer and goes over; uncapped, it pays the dear slot to hold the limit."""
+    price = [1, 1, 5, 5, 5, 5, 5, 5]
+    loads = [DeferrableLoad(f"oven-{i}", 50, batch_slots=2, deadline=4) for i in range(2)]
+    free = problem(price, *loads, base=20, limit=80, shortfall_vnd_per_kwh=1e7)
+    released = as_released_cost(free)
+    assert released == pytest.approx(2 * 2 * 50 * 0.25 * K)  # both in slots 0-1
+    held = exact(free)
+    assert held.over_limit_kwh == 0.0 and held.cost_vnd > released
+    capped = exact(dataclasses.replace(free, cost_cap_vnd=released + 1.0))
+    assert capped.cost_vnd <= released + 1.0
+    assert capped.over_limit_kwh > 0.0
+    assert capped.shortfall_kwh == {}
+
+
+def test_a_sequencers_batches_run_in_their_order_one_at_a_time() -> None:
+    price = [5, 1, 1, 5, 5, 1, 1, 5]
+    first = DeferrableLoad("furnace#1", 40, batch_slots=2, deadline=8)
+    second = DeferrableLoad("furnace#2", 40, batch_slots=2, deadline=8, after="furnace#1")
+    plan = exact(problem(price, first, second))
+    assert on_slots(plan, "furnace#1") == [1, 2]
+    assert on_slots(plan, "furnace#2") == [5, 6]
+    greedy = rules(problem(price, first, second))
+    assert violations(problem(price, first, second), greedy) == []
+    # Out of order is a violation, whoever made the plan.
+    swapped = assess(
+        problem(price, first, second),
+        {
+            "furnace#1": [False] * 5 + [True, True, False],
+            "furnace#2": [False, True, True] + [False] * 5,
+        },
+    )
+    assert violations(problem(price, first, second), swapped) == [
+        "furnace#2: starts before furnace#1 has ended"
+    ]
 
 
 def test_a_demand_response_event_moves_a_load_out_of_it() -> None:

@@ -112,7 +112,7 @@ class DemandLimiter:
         if policy == "shed":
             return [
                 self._action(inputs, s, "shed", "meter unknown", why)
-                for s in self._sheddable(states, inputs.now)
+                for s in self._sheddable(self._can_wait(inputs, states), inputs.now)
             ]
         return []
 
@@ -123,7 +123,7 @@ class DemandLimiter:
         projection = inputs.projection
         assert projection is not None
         left_kw = need_kw
-        for state in self._sheddable(states, inputs.now):
+        for state in self._sheddable(self._can_wait(inputs, states), inputs.now):
             if left_kw <= 0:
                 break
             kw = state.expected_kw()
@@ -166,6 +166,15 @@ class DemandLimiter:
             self._last_restore = inputs.now
             break  # one at a time: the next after RESTORE_STAGGER_S
         return actions
+
+    @staticmethod
+    def _can_wait(inputs: LimiterInputs, states: list[LoadState]) -> list[LoadState]:
+        """A session is shed only if it can stay off for a whole shed and still be done."""
+        return [
+            s
+            for s in states
+            if inputs.slack_s.get(s.name, _INF) >= s.expected_hold_s() + RESTORE_SLACK_S
+        ]
 
     def _sheddable(self, states: list[LoadState], now: datetime) -> list[LoadState]:
         """Who may be shed now, in the order to shed them: the lowest priority first (the

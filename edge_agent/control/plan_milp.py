@@ -213,7 +213,42 @@ def _build(
         if load.band is not None:
             _band_rows(model, spec, on, hours, problem.band_breach_vnd_per_kwh)
     _order_rows(model, arrays, terms, free)
+    if problem.cost_cap_vnd is not None:
+        _cap_row(model, problem, arrays, terms, free=free, fixed=fixed)
     return model, terms
+
+
+def _cap_row(
+    model: _Model,
+    problem: PlanProblem,
+    arrays: Arrays,
+    terms: list[_OnTerms],
+    *,
+    free: Bools,
+    fixed: Bools | None,
+) -> None:
+    """Σ price·P·h·on − dearer ≤ cap − what the constants cost (a running batch, the loads
+    a neighbourhood keeps fixed); `dearer` is paid at `over_cap_vnd_per_vnd`."""
+    assert problem.cost_cap_vnd is not None
+    hours = arrays.hours
+    constant = 0.0
+    for row, spec in enumerate(arrays.specs):
+        if not free[row]:
+            assert fixed is not None
+            constant += float((arrays.price * fixed[row]).sum()) * spec.load.power_kw * hours
+        elif spec.is_batch:
+            constant += float((arrays.price * spec.locked).sum()) * spec.load.power_kw * hours
+    cap = model.rows(1, -highspy.kHighsInf, problem.cost_cap_vnd - constant)
+    dearer = model.cols(1, 0.0, highspy.kHighsInf, integer=False)
+    model.cost(dearer, problem.over_cap_vnd_per_vnd)
+    model.entries(cap, dearer, -1.0)
+    for row, term in enumerate(terms):
+        if len(term.col):
+            # A batch's start column stands for every slot it covers: one entry, summed.
+            kw = arrays.specs[row].load.power_kw
+            cols, where = np.unique(term.col, return_inverse=True)
+            coefficient = np.bincount(where, arrays.price[term.slot] * kw * hours)
+            model.entries(np.full(len(cols), cap[0]), cols, coefficient)
 
 
 def _order_rows(model: _Model, arrays: Arrays, terms: list[_OnTerms], free: Bools) -> None:

@@ -6,6 +6,7 @@ Shared by `plan_milp` and `plan_rules`; the public names are re-exported by `pla
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,8 +28,11 @@ __all__ = [
     "Spec",
     "Status",
     "StorageBand",
+    "as_released",
+    "as_released_cost",
     "assess",
     "band_counts",
+    "deferrable_cost",
     "evaluate",
     "imported_kw",
     "make_plan",
@@ -122,6 +126,13 @@ class PlanProblem:
     to the site limit (a demand-response commitment or the main breaker)."""
     band_breach_vnd_per_kwh: float = 300_000.0
     """Price of a level outside its band, per kWh of the load's energy it amounts to."""
+    cost_cap_vnd: float | None = None
+    """What the deferrable loads' energy may cost at most (`deferrable_cost`), usually what
+    it costs run as released (`as_released`): the plan is then never dearer than the
+    devices left to themselves, and holds the limit only by moves that cost nothing more."""
+    over_cap_vnd_per_vnd: float = 1_000.0
+    """Price of each VND above `cost_cap_vnd`: above the limit's price for any move between
+    tariff bands, below a missed deadline's, so the cap gives way only to a deadline."""
 
     def __post_init__(self) -> None:
         slots = len(self.price_vnd_per_kwh)
@@ -336,6 +347,9 @@ def evaluate(
     cost = float((arrays.price * (imported - baseline)).sum() * hours)
     objective = float((arrays.weight * (imported - baseline)).sum() * hours)
     objective += float(over.sum() * hours * problem.over_limit_vnd_per_kwh)
+    if problem.cost_cap_vnd is not None:
+        dearer = deferrable_cost(problem, arrays, on) - problem.cost_cap_vnd
+        objective += max(0.0, dearer) * problem.over_cap_vnd_per_vnd
     if problem.capacity_vnd_per_kw > 0:
         peak = max(float(imported.max()), problem.peak_so_far_kw)
         objective += problem.capacity_vnd_per_kw * (peak - problem.peak_so_far_kw)
@@ -359,6 +373,46 @@ def evaluate(
         moved = np.abs(on.astype(np.int64) - previous.astype(np.int64))
         objective += float((power * moved).sum() * hours * churn)
     return Assessment(objective, cost, shortfall, float(over.sum() * hours), breach)
+
+
+def deferrable_cost(problem: PlanProblem, arrays: Arrays, on: Bools) -> float:
+    """The deferrable loads' energy at each slot's price (VND), running states `on`."""
+    if not len(arrays.specs):
+        return 0.0
+    power = np.array([s.load.power_kw for s in arrays.specs]).reshape(-1, 1)
+    return float((arrays.price * (power * on).sum(axis=0)).sum() * arrays.hours)
+
+
+def as_released(problem: PlanProblem, arrays: Arrays) -> Bools:
+    """What the devices do left to themselves: every batch as soon as it may start (a
+    sequencer's in its order, one after the other), every session charging from its first
+    slot until it has its energy. The yardstick of "no worse than no control"."""
+    on = np.zeros((len(arrays.specs), arrays.slots), dtype=np.bool_)
+    rows = {spec.load.name: row for row, spec in enumerate(arrays.specs)}
+    ends: dict[int, int] = {}
+    for row, spec in enumerate(arrays.specs):
+        on[row] |= spec.locked
+        load = spec.load
+        first = min(load.earliest, arrays.slots)
+        if spec.is_batch:
+            if not spec.batch:
+                ends[row] = int(np.flatnonzero(spec.locked)[-1]) + 1 if spec.locked.any() else 0
+                continue
+            before = rows.get(load.after) if load.after is not None else None
+            if before is not None:
+                first = max(first, ends.get(before, 0))
+            on[row, first : first + spec.batch] = True
+            ends[row] = min(arrays.slots, first + spec.batch)
+        else:
+            slots = math.ceil(spec.energy_kwh / (load.power_kw * arrays.hours) - 1e-9)
+            on[row, first : first + max(0, slots - int(spec.locked.sum()))] = True
+    return on
+
+
+def as_released_cost(problem: PlanProblem) -> float:
+    """`deferrable_cost` of `as_released`: a plan's cost cap."""
+    arrays = to_arrays(problem)
+    return deferrable_cost(problem, arrays, as_released(problem, arrays))
 
 
 def assess(problem: PlanProblem, running: Mapping[str, Sequence[bool]]) -> Plan:

@@ -25,16 +25,21 @@ import time
 
 from edge_agent.control.plan_milp import HIGHS_OPTIONS, search
 from edge_agent.control.plan_problem import (
+    Arrays,
     Bools,
     DeferrableLoad,
     Plan,
     PlanProblem,
     Status,
     StorageBand,
+    as_released,
+    as_released_cost,
     assess,
     evaluate,
     make_plan,
     matrix_of,
+    order_violations,
+    spec_violations,
     to_arrays,
     violations,
 )
@@ -47,6 +52,7 @@ __all__ = [
     "PlanProblem",
     "Planner",
     "StorageBand",
+    "as_released_cost",
     "assess",
     "rules",
     "shifted",
@@ -92,6 +98,13 @@ def solve(
     keep = previous is not None and before is not None and not violations(problem, previous)
     greedy = greedy_plan(problem, arrays)
     fallback: tuple[Bools, Status] = (greedy, "rules")
+    if problem.cost_cap_vnd is not None:
+        # The devices left to themselves are a plan too: the answer is never worse.
+        released = as_released(problem, arrays)
+        score = evaluate(problem, arrays, released, before, churn_vnd_per_kwh).objective_vnd
+        greedy_score = evaluate(problem, arrays, greedy, before, churn_vnd_per_kwh).objective_vnd
+        if _valid_plan(arrays, released) and score < greedy_score:
+            fallback = (released, "rules")
     if keep and before is not None:
         kept = evaluate(problem, arrays, before, before, churn_vnd_per_kwh).objective_vnd
         if kept <= evaluate(problem, arrays, greedy, before, churn_vnd_per_kwh).objective_vnd:
@@ -115,6 +128,12 @@ def solve(
     return make_plan(
         problem, arrays, on=on, status=status, gap=gap, started=started, assessment=assessment
     )
+
+
+def _valid_plan(arrays: Arrays, on: Bools) -> bool:
+    if any(spec_violations(spec, on[row]) for row, spec in enumerate(arrays.specs)):
+        return False
+    return not order_violations(arrays, on)
 
 
 class Planner:

@@ -9,6 +9,7 @@ boundary, and when the work waiting changes (a new batch, a car plugged in).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -271,7 +272,7 @@ class Scheduler:
         snapshot: Mapping[PointId, Reading],
         limit_kw: float,
     ) -> None:
-        from .planner import PlanProblem
+        from .planner import PlanProblem, as_released_cost
 
         slots = self._slots()
         slot_s = self.control.plan_slot_s
@@ -299,9 +300,12 @@ class Scheduler:
             capacity_vnd_per_kw=PEAK_VND_PER_KW,
             peak_so_far_kw=self._peak_so_far_kw,
             # A missed deadline spoils a batch or strands a driver: a process constraint,
-            # above the limit's price (the limiter still holds the window, load by load).
-            shortfall_vnd_per_kwh=1_000_000.0,
+            # above every other price of the plan (the cost cap's included).
+            shortfall_vnd_per_kwh=10_000_000.0,
         )
+        # Never dearer than the devices left to themselves: the limit is held by the moves
+        # that cost nothing more, and what no control would have paid is the cap.
+        problem = dataclasses.replace(problem, cost_cap_vnd=as_released_cost(problem) + 1.0)
         shift = 0
         if self._plan_slot is not None:
             shift = max(0, round((slot - self._plan_slot).total_seconds() / slot_s))

@@ -156,7 +156,8 @@ def test_the_cost_cap_holds_the_limit_only_by_moves_that_cost_nothing_more() -> 
     released = as_released_cost(free)
     assert released == pytest.approx(2 * 2 * 50 * 0.25 * K)  # both in slots 0-1
     held = exact(free)
-    assert held.over_limit_kwh == 0.0 and held.cost_vnd > released
+    assert held.over_limit_kwh == 0.0
+    assert held.cost_vnd > released
     capped = exact(dataclasses.replace(free, cost_cap_vnd=released + 1.0))
     assert capped.cost_vnd <= released + 1.0
     assert capped.over_limit_kwh > 0.0

@@ -30,6 +30,12 @@ if TYPE_CHECKING:
 
 __all__ = ["PEAK_VND_PER_KW", "Scheduler"]
 
+
+def _minute(now: datetime, seconds_from_now: float) -> int:
+    """A moment as whole minutes since the epoch: a job's deadline as its identity."""
+    return round((now.timestamp() + seconds_from_now) / 60)
+
+
 log = logging.getLogger(__name__)
 
 PEAK_VND_PER_KW = 20_000.0
@@ -74,6 +80,11 @@ class Scheduler:
         self.slack_s: dict[str, float] = {}
         """Energy loads' slack: seconds their session may still stay off and be done by
         its departure at the rate it charges."""
+        self._keys: dict[str, tuple[object, ...]] = {}
+        """Each job's identity across cycles (its device, deadline and duration)."""
+        self._released: dict[tuple[object, ...], datetime] = {}
+        """When each job would have started with the devices left to themselves: the moment
+        it was first seen, or its sequencer's previous batch's end then."""
         self._rate: dict[str, float] = {}
         """The power each energy load was last seen charging at (kW): a vehicle takes less
         than the charger's rating, and a plan at the rating would leave it short."""
@@ -112,6 +123,7 @@ class Scheduler:
         self._idle = {}
         self._active = {}
         self.slack_s = {}
+        self._keys = {}
         work = {s.name: self._work(s, snapshot, slot, now) for s in self.deferrable}
         signature = tuple(
             (
@@ -174,6 +186,7 @@ class Scheduler:
             rate = self._charging_rate(state)
             if deadline_in is not None:
                 self.slack_s[state.name] = deadline_in - needed / rate * 3600.0
+                self._keys[state.name] = (state.name, _minute(now, deadline_in))
             return [
                 DeferrableLoad(
                     name=state.name,
@@ -216,6 +229,8 @@ class Scheduler:
             slots = max(1, math.ceil(duration / slot_s))
             deadline_in = value(deadline_point)
             name = f"{state.name}#{k}"
+            if deadline_in is not None:
+                self._keys[name] = (state.name, _minute(now, deadline_in), round(duration))
             jobs.append(
                 DeferrableLoad(
                     name=name,
@@ -272,7 +287,7 @@ class Scheduler:
         snapshot: Mapping[PointId, Reading],
         limit_kw: float,
     ) -> None:
-        from .planner import PlanProblem, as_released_cost
+        from .planner import PlanProblem
 
         slots = self._slots()
         slot_s = self.control.plan_slot_s
@@ -305,7 +320,7 @@ class Scheduler:
         )
         # Never dearer than the devices left to themselves: the limit is held by the moves
         # that cost nothing more, and what no control would have paid is the cap.
-        problem = dataclasses.replace(problem, cost_cap_vnd=as_released_cost(problem) + 1.0)
+        problem = dataclasses.replace(problem, cost_cap_vnd=self._released_cost(slot, loads) + 1.0)
         shift = 0
         if self._plan_slot is not None:
             shift = max(0, round((slot - self._plan_slot).total_seconds() / slot_s))
@@ -326,6 +341,48 @@ class Scheduler:
                     if kwh > 0.05
                 ),
             )
+
+    def _released_cost(self, slot: datetime, loads: tuple[DeferrableLoad, ...]) -> float:
+        """What the jobs cost run as released, anchored where no control would have run
+        them: each job's start is remembered the first time it is seen, so that holding
+        the limit by a deferral in the morning does not make the afternoon's cap the
+        deferred one's (the cap would drift later with every plan). A running batch costs
+        the same in every plan."""
+        slot_s = self.control.plan_slot_s
+        hours = slot_s / 3600
+        step = timedelta(seconds=slot_s)
+        total = 0.0
+        ends: dict[str, datetime] = {}
+        seen = set()
+        for job in loads:
+            if job.running_for:
+                left = (job.batch_slots or 0) - job.running_for
+                total += (
+                    sum(self._price(slot + i * step) for i in range(left)) * job.power_kw * hours
+                )
+                ends[job.name] = slot + left * step
+                continue
+            earliest = slot + job.earliest * step
+            if job.after is not None and job.after in ends:
+                earliest = max(earliest, ends[job.after])
+            key = self._keys.get(job.name)
+            start = earliest if key is None else self._released.setdefault(key, earliest)
+            seen.add(key)
+            if job.batch_slots is not None:
+                total += (
+                    sum(self._price(start + i * step) for i in range(job.batch_slots))
+                    * job.power_kw
+                    * hours
+                )
+                ends[job.name] = start + job.batch_slots * step
+            else:
+                # In whole slots at its power, as the plan counts a session's energy.
+                slots = math.ceil(job.energy_kwh / (job.power_kw * hours) - 1e-9)
+                total += sum(self._price(start + i * step) for i in range(slots)) * (
+                    job.power_kw * hours
+                )
+        self._released = {k: v for k, v in self._released.items() if k in seen}
+        return total
 
     def _price(self, moment: datetime) -> float:
         return price_at(self.site.tariff, moment, self.site.site.timezone)[1]

@@ -254,16 +254,17 @@ class Controller:
         return limit, source
 
     def _smoothed(self, now: datetime, power_kw: float) -> float:
-        """The power the window's rest is projected on: averaged over about a minute
-        (POWER_SMOOTHING_S), so that a moulder's shot or a compressor loading does not
-        shed a load whose rebound then costs more than the spike; the energy so far is
-        still the meter's."""
+        """The power the window's rest is projected on: a rise is believed over about a
+        minute (POWER_SMOOTHING_S), so that a moulder's shot or a compressor loading does
+        not shed a load whose rebound then costs more than the spike; a fall at once, so
+        that a shed shows in the next cycle and no second load is shed for the same need.
+        The energy so far is still the meter's."""
         if self._smooth is None:
             self._smooth = (now, power_kw)
             return power_kw
         then, value = self._smooth
         share = min(1.0, (now - then).total_seconds() / POWER_SMOOTHING_S)
-        value += share * (power_kw - value)
+        value = min(power_kw, value + share * (power_kw - value))
         self._smooth = (now, value)
         return value
 

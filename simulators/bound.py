@@ -56,8 +56,6 @@ solver's dual bounds are reported, which no control can beat.
 from __future__ import annotations
 
 import math
-import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +65,8 @@ from zoneinfo import ZoneInfo
 
 import highspy
 import numpy as np
+
+from edge_agent.control.plan_milp import new_highs
 
 from .equipment import BatchFurnace, Charger, Machine, RooftopPv
 from .stores import process_change, store_model
@@ -158,7 +158,7 @@ class _Lp:
         order = np.argsort(cols, kind="stable")
         start = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(np.bincount(cols, minlength=n), out=start[1:])
-        solver = _quiet_highs()
+        solver = new_highs()
         for option, value in _OPTIONS.items():
             solver.setOptionValue(option, value)
         solver.passModel(
@@ -182,27 +182,6 @@ class _Lp:
 
 
 _INF = math.inf
-
-_BANNER_SHOWN = False
-
-
-def _quiet_highs() -> highspy.Highs:
-    """A HiGHS instance; the first in a process prints a banner on the C stdout whatever the
-    options, so that one is made with file descriptor 1 pointed at /dev/null."""
-    global _BANNER_SHOWN  # noqa: PLW0603 - once per process, as HiGHS prints it
-    if _BANNER_SHOWN:
-        return highspy.Highs()  # type: ignore[no-untyped-call]
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            solver = highspy.Highs()  # type: ignore[no-untyped-call]
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-    _BANNER_SHOWN = True
-    return solver
 
 
 @dataclass

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import random
 import sys
 from dataclasses import dataclass
@@ -411,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"the agent's poll and the plant's step, s (default {POLL_INTERVAL_S:g})",
     )
     args = parser.parse_args(argv)
+    # The calibration day's own scripted faults (a device down) are expected: say only
+    # what goes wrong with the run itself.
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     drawn = draw(args.seed, poll_interval_s=args.poll_interval_s)
     scenario, _ = asyncio.run(calibrate(drawn))
     text = scenario_yaml(scenario, drawn)

@@ -4,6 +4,8 @@ then improved by neighbourhoods of a few loads."""
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +30,7 @@ from edge_agent.control.plan_problem import (
     spec_violations,
 )
 
-__all__ = ["HIGHS_OPTIONS", "search", "solve_milp"]
+__all__ = ["HIGHS_OPTIONS", "new_highs", "search", "solve_milp"]
 
 
 HIGHS_OPTIONS: dict[str, bool | int | float | str] = {
@@ -45,6 +47,29 @@ HIGHS_OPTIONS: dict[str, bool | int | float | str] = {
     "user_objective_scale": -6,
 }
 """Options for every solve; time_limit and mip_rel_gap come from `solve`'s arguments."""
+
+
+_BANNER_SHOWN = False
+
+
+def new_highs() -> highspy.Highs:
+    """A HiGHS instance. The first in a process prints a banner on the C stdout whatever the
+    options (it would land in the middle of a CLI's table), so that one is made with file
+    descriptor 1 pointed at /dev/null for the instant it takes."""
+    global _BANNER_SHOWN  # noqa: PLW0603 - once per process, as HiGHS prints it
+    if _BANNER_SHOWN:
+        return highspy.Highs()  # type: ignore[no-untyped-call]
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            solver = highspy.Highs()  # type: ignore[no-untyped-call]
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    _BANNER_SHOWN = True
+    return solver
 
 
 class _Model:
@@ -107,7 +132,7 @@ class _Model:
         order = np.argsort(cols, kind="stable")
         start = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(np.bincount(cols, minlength=n), out=start[1:])
-        solver = highspy.Highs()  # type: ignore[no-untyped-call]
+        solver = new_highs()
         options = {
             **HIGHS_OPTIONS,
             "time_limit": max(time_limit_s, 1e-6),

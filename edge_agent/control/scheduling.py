@@ -192,7 +192,9 @@ class Scheduler:
                     name=state.name,
                     power_kw=rate,
                     energy_kwh=needed,
-                    deadline=None if deadline_in is None else max(1, slot_of(deadline_in)),
+                    # A slot in hand before the departure: the plan's slots are coarse, and
+                    # a start may wait minutes for the window (the gate) or a minimum off.
+                    deadline=None if deadline_in is None else max(1, slot_of(deadline_in) - 1),
                     priority=state.config.priority,
                 )
             ]

@@ -134,12 +134,16 @@ class Agent:
             )
             self.commands.assess = self.controller.assess
             self.summariser.control = self.controller.report
+        broker = self.config.broker
         self.publisher = MqttPublisher(
-            self.config.broker,
+            broker,
             self.config.site,
             self.outbox,
             self.clock,
             commands=self.commands,
+            backoff=Backoff(
+                broker.reconnect_initial_s, broker.reconnect_max_s, rng=self._rng("broker")
+            ),
         )
         self.metrics = AgentMetrics(
             self.config,
@@ -179,7 +183,9 @@ class Agent:
             backoff = Backoff(
                 unit.line.reconnect_initial_s,
                 unit.line.reconnect_max_s,
-                rng=self._rng(unit.line.name),
+                # By its devices' names: a gateway's line is named by its host and port,
+                # which a bench takes free, so the same day would not repeat.
+                rng=self._rng("+".join(sorted(d.name for d in devices))),
             )
             policies = {
                 d.name: DevicePolicy(d.degrade_after, 2 * d.poll_interval_s, d.degraded_retry_max_s)

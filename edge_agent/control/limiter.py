@@ -77,10 +77,7 @@ class DemandLimiter:
         if power > allowed:
             return actions + self._shed(inputs, states, power - allowed, target)
         self.short_kw = 0.0
-        # A restored store runs flat out until it has caught up, into the next window: it
-        # comes back only if the power with it stays under the target for good, not merely
-        # for the few minutes left of this window (whose allowance can be large at its end).
-        return actions + self._restore(inputs, states, min(allowed, target) - power)
+        return actions + self._restore(inputs, states, allowed - power)
 
     def _forced_restores(self, inputs: LimiterInputs, states: list[LoadState]) -> list[Action]:
         """Process first: the band, then the maximum off time, whatever the demand."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -169,3 +170,29 @@ def test_a_car_leaving_soon_charges_now_one_leaving_tomorrow_waits() -> None:
     )
     [action] = scheduler.step(PEAK + timedelta(seconds=1), later, 500)
     assert (action.load, action.kind) == ("charger", "defer")
+
+
+def test_work_the_plan_leaves_unfinished_runs_now_whatever_the_plan_priced() -> None:
+    """A remnant smaller than a slot's energy can look cheaper missed than run over a cost
+    cap; a deadline is a process constraint, so the session charges now and says why."""
+    scheduler, states = make(site())
+    snap = snapshot(
+        PEAK,
+        charger__connected=True,
+        charger__energy_needed_kwh=0.3,
+        charger__departure_in_s=3600,
+    )
+    scheduler.step(PEAK, snap, 500)  # makes the planner
+    planner = scheduler._planner
+    assert planner is not None
+    replan = planner.replan
+
+    def missed(problem: Any, shift: int = 0) -> Any:
+        plan = replan(problem, shift=shift)
+        idle = {name: (False,) * len(on) for name, on in plan.running.items()}
+        return dataclasses.replace(plan, running=idle, shortfall_kwh={"charger": 0.3})
+
+    planner.replan = missed  # type: ignore[method-assign]
+    states["charger"].on, states["charger"].held_by = False, "plan"
+    [action] = scheduler.step(PEAK + timedelta(minutes=15), snap, 500)
+    assert (action.load, action.kind, action.on) == ("charger", "start", True)

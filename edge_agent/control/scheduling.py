@@ -42,6 +42,8 @@ PEAK_VND_PER_KW = 20_000.0
 """What the plan pays per kW of a window above the day's highest so far: about a tenth of
 EVN's two-part capacity charge for a month (235,414 VND/kW at 22-110 kV), enough that work
 fills the day's valleys before it makes a new peak, not so much that a deadline gives way."""
+SHORT_KWH = 0.01
+"""Energy a plan leaves undone that counts as a job it cannot finish (solver tolerance)."""
 
 
 class Scheduler:
@@ -431,8 +433,13 @@ class Scheduler:
                 wanted = bool(starts) and starts[0] <= first.earliest
             else:
                 wanted = plan.running[first.name][0]
+            # Work the plan cannot finish in time runs now, whatever the plan's prices made
+            # of it (a remnant smaller than a slot's energy can look cheaper missed than run
+            # over a cost cap): a deadline is a process constraint, never traded.
+            late = plan.shortfall_kwh.get(first.name, 0.0) > SHORT_KWH and first.earliest == 0
+            wanted = wanted or late
             if wanted and not state.on and state.held_by == "plan":
-                action = self._start(now, slot, state, first, ungated=running)
+                action = self._start(now, slot, state, first, ungated=running, late=late)
                 if action is not None:
                     actions.append(action)
             elif not wanted and state.on and state.held_by is None:
@@ -447,6 +454,7 @@ class Scheduler:
         load: DeferrableLoad,
         *,
         ungated: bool = False,
+        late: bool = False,
     ) -> Action | None:
         """The plan's start, unless the window being billed would go over with it: then it
         waits (a plan made on a forecast must not make the peak no control would not have),
@@ -460,7 +468,11 @@ class Scheduler:
             added = load.power_kw * min(projection.remaining_s, length) / length
             target = self._limit_kw * self.control.target_share
             if projection.projected_kw + added > target:
-                if self._latest_start(load) > 0 and self.slack_s.get(state.name, inf) > slot_s:
+                if (
+                    not late
+                    and self._latest_start(load) > 0
+                    and self.slack_s.get(state.name, inf) > slot_s
+                ):
                     if self._waiting.get(state.name) != slot:
                         self._waiting[state.name] = slot
                         log.info(

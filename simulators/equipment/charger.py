@@ -38,6 +38,8 @@ class Charger(Controllable):
     delivered_kwh: float = 0.0
     shortfall_kwh: float = 0.0
     sessions_short: int = 0
+    missed: list[tuple[Session, float]] = field(default_factory=list)
+    """Each session that left short, with the kWh it lacked."""
     upcoming: list[Session] = field(default_factory=list)
     _kw: float = 0.0
     _days: set[date] = field(default_factory=set, repr=False)
@@ -81,6 +83,8 @@ class Charger(Controllable):
         if self.session is not None and self.session.departure <= now:
             self.shortfall_kwh += self._needed_kwh()
             self.sessions_short += self._needed_kwh() > 1e-6
+            if self._needed_kwh() > 1e-6:
+                self.missed.append((self.session, self._needed_kwh()))
             self.session = None
         if self.session is None and self.upcoming and self.upcoming[0].arrival <= now:
             self.session = self.upcoming.pop(0)

@@ -121,7 +121,7 @@ async def test_bad_commands_are_rejected_with_a_reason_and_change_nothing(
     assert "does not match any of the expected tags" in by_id["c2"]["reason"]
     assert "limit_kw: Input should be greater than 0" in by_id["c3"]["reason"]
     assert "exactly one of limit_kw and reduction_kw" in by_id["c4"]["reason"]
-    assert "unknown device 'boiler-9'" in by_id["c5"]["reason"]
+    assert "device 'boiler-9' carries no load" in by_id["c5"]["reason"]
     assert "extra: Extra inputs are not permitted" in by_id["c7"]["reason"]
     assert "c6" not in by_id
     inputs = agent.commands.inputs
@@ -168,10 +168,11 @@ async def test_valid_commands_are_accepted_and_applied(
     )
     assert [(r["id"], r["status"]) for r in responses] == [
         ("dr-17", "accepted"),
-        ("ov-1", "accepted"),
+        ("ov-1", "rejected"),  # the meter carries no load: an override could do nothing
         ("adv-1", "accepted"),
     ]
+    assert "carries no load the agent controls" in responses[1]["reason"]
     inputs = agent.commands.inputs
     assert inputs.demand_response["dr-17"].reduction_kw == 50
-    assert inputs.overrides["main-meter"].state == "on"
+    assert not inputs.overrides
     assert inputs.advisory

@@ -202,3 +202,50 @@ async def test_a_demand_response_request_is_answered_held_and_reported(
     assert during["limit_source"] == "demand response dr-1"
     assert during["demand_response"][0]["id"] == "dr-1"
     assert during["demand_response"][0]["baseline_kw"] is not None
+
+
+async def test_an_override_off_switches_the_chiller_off_and_hands_it_back_at_expiry(
+    tmp_path: Path, clock: SimClock, factory: Factory
+) -> None:
+    """With the limit far above the plant, nothing but the park's override acts: it turns
+    the running chiller off within a control cycle, holds it, and at expiry the chiller is
+    back on under the controller, every step an explained action."""
+    agent = Agent(
+        load_site(site(tmp_path, factory, limit_kw=5000)),
+        clock,
+        outbox=MemoryOutbox(),
+        publish=False,
+    )
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(agent.run(stop))
+        await agent.started.wait()
+        await clock.advance(10)
+        assert factory.chiller.inputs["enable"] is True
+        until = clock.now() + timedelta(seconds=120)
+        command = {
+            "type": "override",
+            "id": "ov-7",
+            "site": "cold-store",
+            "device": "chiller",
+            "state": "off",
+            "until": until.isoformat(),
+        }
+        answer = agent.commands.handle(json.dumps(command).encode(), clock.now(), "override")
+        assert answer is not None
+        assert answer.status == "accepted"
+        assert answer.detail is not None
+        assert "holds chiller off" in answer.detail
+        await clock.advance(2 + 2)  # one control cycle, and the simulator's next step
+        assert factory.chiller.inputs["enable"] is False
+        assert agent.controller is not None
+        state = agent.controller.guard.states["chiller"]
+        assert (state.on, state.held_by) == (False, "override")
+        await clock.advance(60)
+        assert factory.chiller.inputs["enable"] is False  # held, not restored by the limiter
+        await clock.advance(120 - 64 + 2 + 2)
+        assert factory.chiller.inputs["enable"] is True
+        assert (state.on, state.held_by) == (True, None)
+        kinds = [(a.kind, a.binding) for a in agent.controller.history if a.load == "chiller"]
+        assert kinds == [("override", "override"), ("restore", "override")]
+        stop.set()

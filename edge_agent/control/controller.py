@@ -27,7 +27,7 @@ from edge_agent.process_image import ProcessImage
 from .config import ControlConfig
 from .guard import Guard, Writer
 from .limiter import DemandLimiter, LimiterInputs
-from .loads import Action
+from .loads import Action, LoadState, Why
 from .scheduling import Scheduler
 from .window import Projection, WindowTracker
 
@@ -86,6 +86,8 @@ class Controller:
             zone=zone,
         )
         self.limiter = DemandLimiter(self.config, zone=zone)
+        self._refused: dict[str, str | None] = {}
+        """Load -> why the guard last refused its override action (None: it was done)."""
         self.window = WindowTracker(self.config.window)
         self.scheduler = Scheduler(config, self.guard.states)
         meter = next(d for d in config.devices if d.name == self.config.meter)
@@ -142,6 +144,11 @@ class Controller:
         snapshot = self.image.snapshot(now)
         done = self._observe(snapshot, now)
         await self._follow_advisory(now, done)
+        for action in self._overrides(now):
+            acted = await self.guard.execute(action)
+            if acted.refused is None or self._refused.get(acted.load) != acted.refused:
+                done.append(acted)  # a refusal is kept once, not every cycle it lasts
+            self._refused[acted.load] = acted.refused
         power = self._good(snapshot, self._power_point)
         projection = None
         if power is not None:
@@ -206,16 +213,64 @@ class Controller:
             )
             if config.band is not None:
                 state.band_value = self._good(snapshot, f"{config.device}/{config.band.point}")
-        self._sync_overrides(now)
         return actions
 
-    def _sync_overrides(self, now: datetime) -> None:
+    def _overrides(self, now: datetime) -> list[Action]:
+        """The park's overrides, acted on: each load on an overridden device is driven to
+        the state asked and held there until the override ends, then handed back to the
+        controller (back on, as no control would have it). The guard's minimum on/off times
+        still apply, and the process band and maximum off time still win (the limiter's
+        forced restores); an override never switches a load off near its band."""
+        actions = []
         for device, override in list(self.inputs.overrides.items()):
-            if override.until <= now:
+            ended = override.until <= now
+            if ended:
                 del self.inputs.overrides[device]
                 self.guard.overrides.pop(device, None)
-                continue
-            self.guard.overrides[device] = (override.state == "on", override.until)
+            else:
+                self.guard.overrides[device] = (override.state == "on", override.until)
+            for state in self.guard.states.values():
+                if state.config.device != device or not state.available:
+                    continue
+                if ended:
+                    if state.held_by != "override":
+                        continue
+                    if state.on:
+                        state.held_by = None  # nothing to write: back to the controller
+                        continue
+                    why = f"the park's override {override.id} has ended: back to the controller"
+                    actions.append(self._override_action(now, state, "restore", True, why))
+                    continue
+                wanted = override.state == "on"
+                if state.on == wanted:
+                    state.held_by = "override"  # already there: held, nothing to write
+                    continue
+                if not wanted and self.limiter.band_near(state, 2.0):
+                    continue  # the process first: the band would bring it straight back
+                why = (
+                    f"the park's override {override.id} holds {state.name} {override.state} "
+                    f"until {override.until.isoformat()}"
+                )
+                actions.append(self._override_action(now, state, "override", wanted, why))
+        return actions
+
+    def _override_action(
+        self, now: datetime, state: LoadState, kind: Why, on: bool, why: str
+    ) -> Action:
+        return Action(
+            at=now,
+            load=state.name,
+            kind=kind,
+            on=on,
+            reason=f"{'on' if on else 'off'} {state.name}: {why}",
+            binding="override",
+            projected_kw=self.projected_kw,
+            limit_kw=self.limit_kw,
+            price_vnd_per_kwh=None,
+            priority=state.config.priority,
+            expected_kwh=0.0,
+            expected_vnd=0.0,
+        )
 
     async def _follow_advisory(self, now: datetime, done: list[Action]) -> None:
         """The park switched advisory mode: going advisory first returns the loads to safety."""

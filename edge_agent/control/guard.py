@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 Writer = Callable[[PointId, Value], Awaitable[None]]
 
 _BYPASS_MIN_TIMES = {"process band", "safe state", "device lost"}
-"""Bindings that outrank a minimum on/off time: the process, and the return to safety."""
+"""Bindings that outrank a minimum on/off time: the process, and the return to safety. An
+override does not: the park cannot switch a compressor faster than its motor allows."""
+_OUTRANK_OVERRIDES = {"process band", "max off time", "device lost"}
+"""Bindings that outrank the park's override: the process's own limits."""
 
 
 class Guard:
@@ -83,11 +86,15 @@ class Guard:
         if config.critical and not on:
             return "the load is critical: it is never switched off"
         override = self.overrides.get(config.device)
-        if override is not None and action.kind not in ("override", "safe-state"):
+        if (
+            override is not None
+            and action.kind not in ("override", "safe-state")
+            and action.binding not in _OUTRANK_OVERRIDES
+        ):
             if override[1] > now:
                 return f"a manual override holds it {'on' if override[0] else 'off'}"
             del self.overrides[config.device]
-        if action.binding not in _BYPASS_MIN_TIMES and action.kind != "override":
+        if action.binding not in _BYPASS_MIN_TIMES:
             held = state.held_for(now)
             needed = config.min_off_s if on else config.min_on_s
             if held < needed:

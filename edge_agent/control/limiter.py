@@ -67,7 +67,9 @@ class DemandLimiter:
         states = [s for s in loads if s.available]
         actions = self._forced_restores(inputs, states)
         restored = {a.load for a in actions}
-        states = [s for s in states if s.name not in restored]
+        # A load the park's override holds is not the limiter's to shed or restore; only
+        # the process (its band, its maximum off time) takes it back.
+        states = [s for s in states if s.name not in restored and s.held_by != "override"]
         projection = inputs.projection
         if projection is None:
             return actions + self._unknown(inputs, states)
@@ -83,12 +85,15 @@ class DemandLimiter:
         """Process first: the band, then the maximum off time, whatever the demand."""
         actions: list[Action] = []
         for state in states:
-            if state.on or state.held_by != "limiter":
+            if state.on or state.held_by not in ("limiter", "override"):
                 continue
             off_s = state.held_for(inputs.now)
-            if inputs.slack_s.get(state.name, _INF) < RESTORE_SLACK_S:
+            if (
+                state.held_by == "limiter"
+                and inputs.slack_s.get(state.name, _INF) < RESTORE_SLACK_S
+            ):
                 why, binding = "its session must run now to be done by its departure", "deadline"
-            elif self._band_near(state, 1.0):
+            elif self.band_near(state, 1.0):
                 why, binding = "its process variable is near its limit", "process band"
             elif off_s >= state.config.max_off_s:
                 why, binding = (
@@ -196,7 +201,7 @@ class DemandLimiter:
             and s.sheds_left(today) > 0
             and self._paced(s, today, elapsed)
             and s.expected_hold_s() >= WORTHLESS_HOLD_S
-            and not self._band_near(s, 2.0)
+            and not self.band_near(s, 2.0)
             and (s.power_kw is None or s.power_kw > 0.05 * s.config.rated_kw)
         ]
         return sorted(
@@ -221,7 +226,7 @@ class DemandLimiter:
         return state.held_for(now) >= state.config.min_off_s
 
     @staticmethod
-    def _band_near(state: LoadState, margins: float) -> bool:
+    def band_near(state: LoadState, margins: float) -> bool:
         band = state.config.band
         if band is None:
             return False

@@ -468,8 +468,10 @@ class Scheduler:
             added = load.power_kw * min(projection.remaining_s, length) / length
             target = self._limit_kw * self.control.target_share
             if projection.projected_kw + added > target:
+                dearer = self._delay_vnd(slot, load)
                 if (
                     not late
+                    and dearer <= 0
                     and self._latest_start(load) > 0
                     and self.slack_s.get(state.name, inf) > slot_s
                 ):
@@ -483,14 +485,46 @@ class Scheduler:
                             target,
                         )
                     return None
-                why = (
-                    f"its deadline cannot be met otherwise, although the window goes to "
-                    f"{projection.projected_kw + added:.0f} kW against a target of "
-                    f"{target:.0f} kW{due}"
+                over = (
+                    f"the window goes to {projection.projected_kw + added:.0f} kW against a "
+                    f"target of {target:.0f} kW{due}"
                 )
+                if dearer > 0 and not late:
+                    why = (
+                        f"waiting would push its work (and the work queued after it) "
+                        f"{dearer:,.0f} VND dearer, although {over}"
+                    )
+                    return self._action(now, state, "start", why, kwh=0.0, vnd=0.0)
+                why = f"its deadline cannot be met otherwise, although {over}"
                 return self._action(now, state, "start", why, kwh=0.0, vnd=0.0, binding="deadline")
         why = f"planned to run now at {price:,.0f} VND/kWh" + due
         return self._action(now, state, "start", why, kwh=0.0, vnd=0.0)
+
+    def _delay_vnd(self, slot: datetime, load: DeferrableLoad) -> float:
+        """What a slot's wait adds to the cost of `load` and of the work chained after it
+        as the plan has them: a batch held back at the window's peak pushes its
+        sequencer's whole queue later, at worst into the evening's peak tariff, which no
+        control would not have paid. Positive: the wait is dearer."""
+        plan = self.plan
+        if plan is None:
+            return 0.0
+        step = timedelta(seconds=self.control.plan_slot_s)
+        hours = self.control.plan_slot_s / 3600
+        prices = [self._price(slot + i * step) for i in range(self._slots() + 1)]
+        chain, names = [], {load.name}
+        for job in self.jobs:  # a sequencer's jobs come in its order
+            if job.name == load.name or job.after in names:
+                chain.append(job)
+                names.add(job.name)
+        extra = 0.0
+        for job in chain:
+            on = plan.running.get(job.name, ())
+            if job.name == load.name and on and not on[0]:
+                on = (True, *on[1:])  # it would start now
+            extra += sum(prices[t + 1] - prices[t] for t, run in enumerate(on) if run) * (
+                job.power_kw * hours
+            )
+        return extra
 
     def _charging_rate(self, state: LoadState) -> float:
         """kW the session is planned at: what it draws while charging, else what the last

@@ -32,8 +32,18 @@ __all__ = ["Command", "CommandResponse", "Commands", "ControlInputs"]
 log = logging.getLogger(__name__)
 
 
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+"""A command can shed a factory's loads, so it is read as strictly as a PLC reads its
+registers: a number is a JSON number, a boolean a JSON boolean, never a string or the other
+one (`"limit_kw": true` is not a 1 kW limit); NaN and the infinities are refused as what
+they are; an unknown field is refused, not ignored."""
+
+MAX_AHEAD = timedelta(days=7)
+"""How far ahead a command may act: an event's start, an override's end."""
+
+
 class _Command(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     id: str = Field(min_length=1, max_length=100)
     """Chosen by the sender; the response carries it back."""
@@ -79,7 +89,7 @@ _COMMAND: TypeAdapter[DemandResponse | Override | Advisory] = TypeAdapter(Comman
 
 
 class CommandResponse(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_: Literal["edge-agent/command-response/1"] = Field(
         default="edge-agent/command-response/1", alias="schema"
@@ -112,12 +122,20 @@ Assessor = Callable[[DemandResponse, datetime], tuple[bool, float, str]]
 class Commands:
     def __init__(self, config: SiteConfig) -> None:
         self._site = config.site.name
-        self._devices = {d.name for d in config.devices}
+        self._loads: dict[str, list[str]] = {}
+        """Device -> the loads on it: what an override can act on."""
+        for load in config.control.loads if config.control is not None else []:
+            self._loads.setdefault(load.device, []).append(load.name)
         self.inputs = ControlInputs()
         self.assess: Assessor | None = None
 
-    def handle(self, payload: bytes, now: datetime) -> CommandResponse | None:
-        """Validate and apply; the response to publish, or None for another site's command."""
+    def handle(
+        self, payload: bytes, now: datetime, topic_type: str | None = None
+    ) -> CommandResponse | None:
+        """Validate and apply; the response to publish, or None for another site's command.
+        `topic_type` is the last level of the topic it came on (`commands/<type>`), which
+        must be the payload's type: a gateway's ACL may grant one command topic and not
+        another, so a payload must not act as a type its topic does not carry."""
         try:
             command = _COMMAND.validate_json(payload)
         except ValidationError as exc:
@@ -127,11 +145,22 @@ class Commands:
             return self._reject(_id_of(payload), _reasons(exc), now)
         if command.site != self._site:
             return None
+        if topic_type is not None and topic_type != command.type:
+            return self._reject(
+                command.id,
+                f"a {command.type} command on the commands/{topic_type} topic: each type has "
+                f"its own topic (commands/{command.type})",
+                now,
+            )
         problem = self._check(command, now)
         if problem is not None:
             return self._reject(command.id, problem, now)
         self._apply(command)
         log.info("command %s accepted: %s", command.id, command.model_dump_json())
+        if isinstance(command, Override):
+            held = ", ".join(self._loads[command.device])
+            detail = f"holds {held} {command.state} until {command.until.isoformat()}"
+            return CommandResponse(id=command.id, status="accepted", at=now, detail=detail)
         if isinstance(command, DemandResponse) and self.assess is not None:
             can, flexibility, detail = self.assess(command, now)
             return CommandResponse(
@@ -146,19 +175,22 @@ class Commands:
 
     def _check(self, command: DemandResponse | Override | Advisory, now: datetime) -> str | None:
         if isinstance(command, Override):
-            if command.device not in self._devices:
+            if command.device not in self._loads:
+                have = ", ".join(sorted(self._loads)) or "none (the site has no control loads)"
                 return (
-                    f"unknown device {command.device!r}; this site has: "
-                    f"{', '.join(sorted(self._devices))}"
+                    f"device {command.device!r} carries no load the agent controls; "
+                    f"devices with loads: {have}"
                 )
             if command.until <= now:
                 return f"until {command.until.isoformat()} has already passed"
-            if command.until > now + timedelta(days=7):
-                return "an override lasts at most 7 days"
+            if command.until > now + MAX_AHEAD:
+                return f"an override lasts at most {MAX_AHEAD.days} days"
         if isinstance(command, DemandResponse):
             end = command.start + timedelta(seconds=command.duration_s)
             if end <= now:
                 return "the event is already over"
+            if command.start > now + MAX_AHEAD:
+                return f"an event starts at most {MAX_AHEAD.days} days ahead"
         return None
 
     def _apply(self, command: DemandResponse | Override | Advisory) -> None:
@@ -179,12 +211,24 @@ class Commands:
 def _reasons(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
-        where = ".".join(
-            str(p) for p in error["loc"] if p not in ("demand_response", "override", "advisory")
-        )
+        loc = error["loc"]
+        if loc and loc[0] in ("demand_response", "override", "advisory"):
+            loc = loc[1:]  # the union's tag, not a field (`advisory` is both)
+        where = ".".join(str(p) for p in loc)
         message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] not in ("missing", "value_error", "model_type", "json_invalid"):
+            message += f" (got {_shown(error['input'])})"
         parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
+
+
+def _shown(value: object) -> str:
+    """The offending value as JSON, short: what the sender sent, not what Python made of it."""
+    try:
+        text = json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _loose(payload: bytes) -> dict[str, object]:

@@ -192,7 +192,8 @@ class MqttPublisher:
     async def _answer_commands(self, client: aiomqtt.Client) -> None:
         assert self._commands is not None
         async for message in client.messages:
-            response = self._commands.handle(bytes(message.payload), self._clock.now())
+            topic_type = message.topic.value.rsplit("/", 1)[-1]
+            response = self._commands.handle(bytes(message.payload), self._clock.now(), topic_type)
             if response is not None:
                 await client.publish(
                     self._topics.command_responses, response.model_dump_json(by_alias=True), qos=1

@@ -207,7 +207,7 @@ class Poller:
             error,
             delay,
             self._backoff.failures,
-            extra=self._line_extra,
+            extra={**self._line_extra, "fold_as": f"{self._label}: {error}"},
         )
         await self._clock.sleep(delay)
 

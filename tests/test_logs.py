@@ -94,10 +94,15 @@ def test_repeats_are_folded_with_a_count() -> None:
 
     assert folder.filter(_record(template, "dead", 0.2, device="dead"))
     passed = 0
-    for attempt in range(57):
+    for _ in range(57):
         now[0] += 1.0
-        passed += folder.filter(_record(template, "dead", 0.2 + attempt, device="dead"))
+        passed += folder.filter(_record(template, "dead", 0.2, device="dead"))
     assert passed == 0
+    # The same template with other values is another message: never folded into this one.
+    assert folder.filter(_record(template, "dead", 0.5, device="dead"))
+    assert folder.filter(_record("command %s rejected: %s", "c1", "bad limit", device="dead"))
+    assert folder.filter(_record("command %s rejected: %s", "c2", "bad limit", device="dead"))
+    assert folder.filter(_record(template, "dead", 0.2, device="dead", address=7))
     # Another device, the same text: its own key.
     assert folder.filter(_record(template, "other", 0.2, device="other"))
     # INFO is never folded.
@@ -107,7 +112,7 @@ def test_repeats_are_folded_with_a_count() -> None:
     record = _record(template, "dead", 0.2, device="dead")
     assert folder.filter(record)
     assert record.getMessage() == (
-        "dead: no answer within 0.2 s (repeated 57 times in the last 60 s)"
+        "dead: no answer within 0.2 s (and 57 more like it in the last 60 s)"
     )
     # A new window opened: the next one is folded again, and one more after it says 1 time.
     now[0] += 1
@@ -115,7 +120,7 @@ def test_repeats_are_folded_with_a_count() -> None:
     now[0] += 60
     last = _record(template, "dead", 0.2, device="dead")
     assert folder.filter(last)
-    assert last.getMessage().endswith("(repeated 1 time in the last 60 s)")
+    assert last.getMessage().endswith("(and 1 more like it in the last 60 s)")
 
 
 def test_json_formatter_carries_location_fields_and_the_traceback() -> None:

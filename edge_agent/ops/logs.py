@@ -8,8 +8,10 @@
 - the site comes from a context variable the agent sets when it starts, so records from
   drivers, which do not know their site, carry it too (and the demo's three agents in one
   process each name their own);
-- the same warning or error, about the same device, repeated within `window_s`, is logged
-  once, and the next one after the window says how many were folded.
+- the same warning or error (the whole message, about the same site and device), repeated
+  within `window_s`, is logged once, and the next one after the window says how many more
+  like it were folded. Two messages that differ in anything (another address, another
+  command id, another reason) are never folded together.
 """
 
 from __future__ import annotations
@@ -103,13 +105,13 @@ class _Seen:
 
 
 class RepeatFilter(logging.Filter):
-    """Fold repeats of one warning or error: keyed on (logger, message template, site and
-    device).
+    """Fold repeats of one warning or error: keyed on (logger, the whole message, and every
+    location field).
 
     The first record of a key passes; the same key again within `window_s` is dropped and
-    counted; the first one after the window passes with `(repeated N times in the last W s)`
-    appended, and opens a new window. INFO and DEBUG always pass. `monotonic` is injectable
-    so tests fold on a clock they move.
+    counted; the first one after the window passes with `(and N more like it in the last
+    W s)` appended, and opens a new window. INFO and DEBUG always pass. `monotonic` is
+    injectable so tests fold on a clock they move.
     """
 
     def __init__(
@@ -130,8 +132,10 @@ class RepeatFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < self._level:
             return True
-        where = f"{getattr(record, 'site', '')}/{getattr(record, 'device', '')}"
-        key = (record.name, str(record.msg), where)
+        where = "/".join(str(getattr(record, name, "")) for name in FIELDS)
+        # A message may name what makes it the same failure (`extra={"fold_as": ...}`), so
+        # a retry's attempt counter and delay do not make every line of an outage new.
+        key = (record.name, str(getattr(record, "fold_as", None) or record.getMessage()), where)
         now = self._monotonic()
         seen = self._seen.get(key)
         if seen is not None and now - seen.since < self.window_s:
@@ -139,8 +143,8 @@ class RepeatFilter(logging.Filter):
             return False
         if seen is not None and seen.folded:
             record.msg = (
-                f"{record.getMessage()} (repeated {seen.folded} "
-                f"{'time' if seen.folded == 1 else 'times'} in the last {self.window_s:g} s)"
+                f"{record.getMessage()} (and {seen.folded} more like it in the last "
+                f"{self.window_s:g} s)"
             )
             record.args = None
         self._forget_old(now)

@@ -34,6 +34,7 @@ from .config.loader import ConfigError, load_site
 from .config.schema import Device, SiteConfig
 from .control.controller import Controller
 from .model import PointId, Value, count
+from .northbound.command_store import CommandStore
 from .northbound.commands import Commands
 from .northbound.mqtt import MqttPublisher
 from .northbound.outbox import Outbox
@@ -93,13 +94,16 @@ class Agent:
         connect: Callable[[Sequence[Device]], Driver] | None = None,
         site_file: Path | None = None,
         seed: int | None = None,
+        commands_file: Path | None = None,
     ) -> None:
         """`outbox` defaults to the durable one at the site's `outbox.path`; `publish=False`
         (`edge-agent run --no-publish`) runs without a broker: summaries stay queued.
         `connect` serves each line's (or OPC UA server's) devices with another driver: a
         bench's in-process plant instead of the protocol stacks. `site_file` is what
         `reload()` reads again. `seed` makes the reconnect jitter repeatable, for a bench
-        whose same scenario and seed must give the same day."""
+        whose same scenario and seed must give the same day. `commands_file` keeps the
+        park's accepted commands over a restart; by default `commands.json` beside the
+        durable outbox (none with an outbox given: a test's or a bench's)."""
         self._seed = seed
         self.config = config
         self.clock = clock
@@ -125,7 +129,9 @@ class Agent:
         self._deadbands = _deadbands(self.config.devices)
         self.changes = ChangeFilter(self._deadbands)
         self.image.subscribe(self.changes.on_readings)
-        self.commands = Commands(self.config)
+        if commands_file is None and outbox is None:
+            commands_file = settings.path.with_name("commands.json")
+        self.commands = Commands(self.config, CommandStore(commands_file))
         self._driver_of = {name: d for d in self.drivers for name in d.devices}
         self.controller: Controller | None = None
         if self.config.control is not None:
@@ -347,6 +353,7 @@ class Agent:
             self.config.summary.interval_s,
             f"to {broker.host}:{broker.port}" if self.publish else "kept (--no-publish)",
         )
+        self.commands.restore(self.clock.now())
         try:
             await self._run(stop)
         finally:

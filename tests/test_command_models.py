@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from edge_agent.config.schema import SiteConfig
+from edge_agent.northbound.command_store import CommandStore
 from edge_agent.northbound.commands import Commands
 
 NOW = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
@@ -280,3 +282,51 @@ def test_another_sites_command_gets_no_answer_even_when_it_is_malformed() -> Non
     assert commands.handle(json.dumps(advisory(site="other")).encode(), NOW, "advisory") is None
     bad = advisory(site="other", advisory="yes")
     assert commands.handle(json.dumps(bad).encode(), NOW, "advisory") is None
+
+
+def test_accepted_commands_outlive_a_restart_and_ended_ones_are_dropped(tmp_path: Path) -> None:
+    """The store is written when a command is accepted, so a SIGKILL right after the answer
+    loses nothing: the next process applies it again, and a repeat of it (a retained
+    message, a park that resends) is answered again but never applied twice."""
+    store = CommandStore(tmp_path / "state" / "commands.json")
+    first = Commands(site(), store)
+    first.restore(NOW)
+    later = (NOW + timedelta(hours=3)).isoformat()
+    for topic, body in (
+        ("demand_response", dr(start=later)),
+        ("demand_response", dr(id="dr-2", duration_s=600, start=NOW.isoformat())),
+        ("override", override(until=later)),
+        ("advisory", advisory()),
+    ):
+        answer = first.handle(json.dumps(body).encode(), NOW, topic)
+        assert answer is not None
+        assert answer.status == "accepted", answer.reason
+
+    restarted = Commands(site(), store)
+    restarted.restore(NOW + timedelta(minutes=20))  # dr-2 (10 minutes) is over by then
+    assert set(restarted.inputs.demand_response) == {"dr-1"}
+    assert restarted.inputs.overrides["chiller"].id == "ov-1"
+    assert restarted.inputs.advisory is True
+
+    again = restarted.handle(
+        json.dumps(dr(start=later)).encode(), NOW + timedelta(minutes=21), "demand_response"
+    )
+    assert again is not None
+    assert again.status == "accepted"
+    assert again.detail is not None
+    assert "not applied again" in again.detail
+    reused = restarted.handle(
+        json.dumps(dr(start=later, limit_kw=300)).encode(), NOW, "demand_response"
+    )
+    assert reused is not None
+    assert reused.reason == "id 'dr-1' was already used for another command"
+    assert restarted.inputs.demand_response["dr-1"].limit_kw == 400
+
+
+def test_an_unreadable_store_is_set_aside_and_said(tmp_path: Path) -> None:
+    path = tmp_path / "commands.json"
+    path.write_text("{half a file")
+    commands = Commands(site(), CommandStore(path))
+    commands.restore(NOW)
+    assert commands.inputs.demand_response == {}
+    assert (tmp_path / "commands.json.bad").exists()

@@ -179,21 +179,17 @@ class Scheduler:
         from .planner import DeferrableLoad
 
         if spec.kind == "energy":
-            connected, needed = value(spec.connected), value(spec.energy_needed)
-            if not connected or not needed or needed < 0.1:
-                if connected is not None:
-                    self._idle[state.name] = "energy"
+            session = self._session(
+                state, now, value(spec.connected), value(spec.energy_needed), value(spec.deadline)
+            )
+            if session is None:
                 return []
             deadline_in = value(spec.deadline)
-            rate = self._charging_rate(state)
-            if deadline_in is not None:
-                self.slack_s[state.name] = deadline_in - needed / rate * 3600.0
-                self._keys[state.name] = (state.name, _minute(now, deadline_in))
             return [
                 DeferrableLoad(
                     name=state.name,
-                    power_kw=rate,
-                    energy_kwh=needed,
+                    power_kw=session[0],
+                    energy_kwh=session[1],
                     # A slot in hand before the departure: the plan's slots are coarse, and
                     # a start may wait minutes for the window (the gate) or a minimum off.
                     deadline=None if deadline_in is None else max(1, slot_of(deadline_in) - 1),
@@ -250,6 +246,28 @@ class Scheduler:
             )
             before = name
         return jobs
+
+    def _session(
+        self,
+        state: LoadState,
+        now: datetime,
+        connected: float | None,
+        needed: float | None,
+        deadline_in: float | None,
+    ) -> tuple[float, float] | None:
+        """A charger's session as (kW, kWh) to plan, or None; its slack for the limiter."""
+        rate = self._charging_rate(state)
+        if connected and needed and deadline_in is not None:
+            # Even a remnant too small to plan has its slack: the limiter must not shed a
+            # vehicle minutes before it leaves and strand it short.
+            self.slack_s[state.name] = deadline_in - needed / rate * 3600.0
+        if not connected or not needed or needed < 0.1:
+            if connected is not None:
+                self._idle[state.name] = "energy"
+            return None
+        if deadline_in is not None:
+            self._keys[state.name] = (state.name, _minute(now, deadline_in))
+        return rate, needed
 
     def _observe(self, now: datetime, snapshot: Mapping[PointId, Reading]) -> None:
         """Feed the forecasts: the meter less every controlled load's measured power, with

@@ -27,6 +27,8 @@ from pydantic import (
 
 from edge_agent.config.schema import SiteConfig
 
+from .command_store import CommandStore, Stored
+
 __all__ = ["Command", "CommandResponse", "Commands", "ControlInputs"]
 
 log = logging.getLogger(__name__)
@@ -84,8 +86,9 @@ class Advisory(_Command):
     advisory: bool
 
 
-Command = Annotated[DemandResponse | Override | Advisory, Field(discriminator="type")]
-_COMMAND: TypeAdapter[DemandResponse | Override | Advisory] = TypeAdapter(Command)
+AnyCommand = DemandResponse | Override | Advisory
+Command = Annotated[AnyCommand, Field(discriminator="type")]
+_COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command)
 
 
 class CommandResponse(BaseModel):
@@ -120,7 +123,7 @@ Assessor = Callable[[DemandResponse, datetime], tuple[bool, float, str]]
 
 
 class Commands:
-    def __init__(self, config: SiteConfig) -> None:
+    def __init__(self, config: SiteConfig, store: CommandStore | None = None) -> None:
         self._site = config.site.name
         self._loads: dict[str, list[str]] = {}
         """Device -> the loads on it: what an override can act on."""
@@ -128,6 +131,32 @@ class Commands:
             self._loads.setdefault(load.device, []).append(load.name)
         self.inputs = ControlInputs()
         self.assess: Assessor | None = None
+        self._store = store or CommandStore(None)
+        self._accepted: dict[str, tuple[AnyCommand, CommandResponse]] = {}
+        """Id -> the accepted command still in force and its answer, in the order accepted:
+        what the store keeps, and what a repeated command is answered with."""
+
+    def restore(self, now: datetime) -> None:
+        """At a start: the commands accepted before the restart that are still in force,
+        applied again (an ended one is dropped), each said in the log."""
+        for command_json, answer_json in self._store.load().commands:
+            try:
+                command = _COMMAND.validate_json(command_json)
+                answer = CommandResponse.model_validate_json(answer_json)
+            except ValidationError as exc:
+                log.error("a stored command cannot be read again, dropped: %s", _reasons(exc))
+                continue
+            if _ended(command, now):
+                continue
+            self._apply(command)
+            self._accepted[command.id] = (command, answer)
+            log.warning(
+                "command %s accepted at %s is in force again after the restart: %s",
+                command.id,
+                answer.at.isoformat(),
+                command.model_dump_json(),
+            )
+        self._save(now)
 
     def handle(
         self, payload: bytes, now: datetime, topic_type: str | None = None
@@ -152,11 +181,29 @@ class Commands:
                 f"its own topic (commands/{command.type})",
                 now,
             )
+        known = self._accepted.get(command.id)
+        if known is not None:
+            if known[0] != command:
+                return self._reject(
+                    command.id, f"id {command.id!r} was already used for another command", now
+                )
+            # A retained or repeated command: answered again, never applied twice.
+            log.info("command %s repeated: answered again, not applied again", command.id)
+            first = known[1]
+            again = f"already accepted at {first.at.isoformat()}; not applied again"
+            detail = again if first.detail is None else f"{first.detail} ({again})"
+            return first.model_copy(update={"at": now, "detail": detail})
         problem = self._check(command, now)
         if problem is not None:
             return self._reject(command.id, problem, now)
         self._apply(command)
         log.info("command %s accepted: %s", command.id, command.model_dump_json())
+        response = self._answer(command, now)
+        self._accepted[command.id] = (command, response)
+        self._save(now)
+        return response
+
+    def _answer(self, command: AnyCommand, now: datetime) -> CommandResponse:
         if isinstance(command, Override):
             held = ", ".join(self._loads[command.device])
             detail = f"holds {held} {command.state} until {command.until.isoformat()}"
@@ -172,6 +219,30 @@ class Commands:
                 detail=detail,
             )
         return CommandResponse(id=command.id, status="accepted", at=now)
+
+    def _save(self, now: datetime) -> None:
+        """Keep what is in force: events not over, overrides not expired, the last advisory
+        command (an override or advisory command replaces the one before it)."""
+        latest: dict[tuple[str, str], str] = {}
+        for command_id, (command, _) in self._accepted.items():
+            if isinstance(command, Override):
+                latest[("override", command.device)] = command_id
+            elif isinstance(command, Advisory):
+                latest[("advisory", "")] = command_id
+        self._accepted = {
+            command_id: (command, answer)
+            for command_id, (command, answer) in self._accepted.items()
+            if not _ended(command, now)
+            and (isinstance(command, DemandResponse) or command_id in latest.values())
+        }
+        self._store.save(
+            Stored(
+                [
+                    (command.model_dump_json(), answer.model_dump_json(by_alias=True))
+                    for command, answer in self._accepted.values()
+                ]
+            )
+        )
 
     def _check(self, command: DemandResponse | Override | Advisory, now: datetime) -> str | None:
         if isinstance(command, Override):
@@ -206,6 +277,14 @@ class Commands:
     def _reject(command_id: str | None, reason: str, now: datetime) -> CommandResponse:
         log.warning("command %s rejected: %s", command_id, reason)
         return CommandResponse(id=command_id, status="rejected", reason=reason, at=now)
+
+
+def _ended(command: AnyCommand, now: datetime) -> bool:
+    if isinstance(command, DemandResponse):
+        return command.start + timedelta(seconds=command.duration_s) <= now
+    if isinstance(command, Override):
+        return command.until <= now
+    return False
 
 
 def _reasons(exc: ValidationError) -> str:

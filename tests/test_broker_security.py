@@ -7,6 +7,7 @@ import datetime as dt
 import ipaddress
 import json
 import ssl
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
@@ -19,9 +20,10 @@ from cryptography.x509.oid import NameOID
 from edge_agent.agent import Agent
 from edge_agent.clock import SimClock
 from edge_agent.config.loader import load_site
+from edge_agent.northbound.outbox import MemoryOutbox
 from simulators.broker import MosquittoBroker
 from simulators.modbus_server import ModbusSimulator
-from tests.conftest import free_port
+from tests.conftest import free_port, receive
 
 
 def issue(
@@ -166,3 +168,76 @@ async def test_a_wrong_password_or_an_unknown_ca_is_refused(
             tls_params=aiomqtt.TLSParameters(ca_certs=str(other / "ca.pem")),
         ):
             pass
+
+
+ACL = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "acl"
+
+
+@pytest.fixture
+async def park_broker(tmp_path: Path) -> AsyncIterator[MosquittoBroker]:
+    """A broker with the ACL the project ships, and accounts for the park, this factory and
+    another factory."""
+    passwd = tmp_path / "passwd"
+    for index, (user, password) in enumerate(
+        (("park", "park-pw"), ("press-shop", "press-pw"), ("cold-store", "cold-pw"))
+    ):
+        flags = ["-b", "-c"] if index == 0 else ["-b"]
+        made = await asyncio.create_subprocess_exec(
+            "mosquitto_passwd", *flags, str(passwd), user, password
+        )
+        assert await made.wait() == 0
+    broker = MosquittoBroker(
+        free_port(),
+        anonymous=False,
+        extra_config=f"password_file {passwd}\nacl_file {ACL}\n",
+    )
+    await broker.start()
+    yield broker
+    await broker.stop()
+
+
+async def test_only_the_parks_account_can_command_a_factory(
+    tmp_path: Path,
+    clock: SimClock,
+    meter_server: ModbusSimulator,
+    park_broker: MosquittoBroker,
+) -> None:
+    """Without the ACL this test fails: the other factory's command is answered first."""
+    site = tmp_path / "site.yaml"
+    site.write_text(f"""
+site: {{name: press-shop, park: test-park}}
+broker: {{host: 127.0.0.1, port: {park_broker.port}, username: press-shop, password: press-pw}}
+devices:
+  - {{name: main-meter, driver: modbus-tcp, model: eastron-sdm630, host: 127.0.0.1,
+     port: {meter_server.port}}}
+""")
+    agent = Agent(load_site(site), clock, outbox=MemoryOutbox())
+    base = "energy/v1/test-park/press-shop"
+
+    def advisory(command_id: str) -> bytes:
+        body = {"type": "advisory", "id": command_id, "site": "press-shop", "advisory": True}
+        return json.dumps(body).encode()
+
+    def client(user: str, password: str) -> aiomqtt.Client:
+        return aiomqtt.Client("127.0.0.1", park_broker.port, username=user, password=password)
+
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(agent.run(stop))
+        async with asyncio.timeout(10):
+            await agent.publisher.ready.wait()  # subscribed to its command topics
+        async with client("park", "park-pw") as park, client("cold-store", "cold-pw") as other:
+            await park.subscribe(f"{base}/command-responses", qos=1)
+            # Another factory's gateway, and this factory's own account, try first.
+            await other.publish(f"{base}/commands/advisory", advisory("from-cold-store"), qos=1)
+            async with client("press-shop", "press-pw") as itself:
+                await itself.publish(f"{base}/commands/advisory", advisory("from-itself"), qos=1)
+            await park.publish(f"{base}/commands/advisory", advisory("from-park"), qos=1)
+            [answer] = await receive(park, 1, timeout_s=10)
+        stop.set()
+    # The broker routes in the order it receives, and the refused ones were acknowledged
+    # before the park's was sent: had either got through, its answer would have come first.
+    assert answer["id"] == "from-park"
+    assert answer["status"] == "accepted"
+    assert agent.commands.inputs.advisory is True
+    assert set(agent.commands._accepted) == {"from-park"}

@@ -4,7 +4,7 @@ the corpus is refused with its own reason and changes nothing; a good one acts."
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,9 @@ import pytest
 from edge_agent.config.schema import SiteConfig
 from edge_agent.northbound.command_store import CommandStore
 from edge_agent.northbound.commands import Commands
+from tests.conftest import START
 
-NOW = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+NOW = START  # the simulated clock's start, so a running agent can take the same corpus
 SOON = (NOW + timedelta(hours=1)).isoformat()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +15,7 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from asyncua import Client
 
 from edge_agent.agent import Agent
 from edge_agent.clock import SimClock
@@ -25,6 +27,7 @@ from simulators.meter import MeterModel
 from simulators.modbus_server import ModbusSimulator, SimulatedUnit
 from simulators.opcua_server import OpcUaSimulator, SimulatedMachine
 from tests.conftest import free_port, receive
+from tests.test_command_models import BAD
 
 
 @dataclass
@@ -249,3 +252,64 @@ async def test_an_override_off_switches_the_chiller_off_and_hands_it_back_at_exp
         kinds = [(a.kind, a.binding) for a in agent.controller.history if a.load == "chiller"]
         assert kinds == [("override", "override"), ("restore", "override")]
         stop.set()
+
+
+class _Watcher:
+    """An OPC UA client of its own on the chiller's command point: what the device saw
+    written, not what the agent says it wrote."""
+
+    def __init__(self) -> None:
+        self.values: list[object] = []
+
+    def datachange_notification(self, node: object, value: object, data: object) -> None:
+        self.values.append(value)
+
+
+async def test_every_bad_command_is_refused_in_the_log_and_nothing_is_written(
+    tmp_path: Path,
+    clock: SimClock,
+    factory: Factory,
+    broker: MosquittoBroker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The corpus of bad commands, through a real Mosquitto, to an agent in active mode
+    with a live OPC UA chiller: each is answered `rejected` with its own reason, each
+    rejection is in the log, and the chiller's enable point, watched by an independent
+    OPC UA subscription, never changes."""
+    path = site(tmp_path, factory, limit_kw=5000)  # nothing to shed: only commands could act
+    path.write_text(
+        path.read_text().replace(
+            "summary:", f"broker: {{host: 127.0.0.1, port: {broker.port}}}\nsummary:"
+        )
+    )
+    agent = Agent(load_site(path), clock, outbox=MemoryOutbox())
+    base = "energy/v1/test-park/cold-store"
+    watcher = _Watcher()
+    caplog.set_level(logging.INFO, logger="edge_agent.northbound.commands")
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(agent.run(stop))
+        async with asyncio.timeout(10):
+            await agent.publisher.ready.wait()
+        await clock.advance(10)
+        async with Client(factory.chiller_url) as opcua:
+            subscription = await opcua.create_subscription(50, watcher)
+            await subscription.subscribe_data_change(opcua.get_node("ns=2;s=Chiller.Enable"))
+            async with aiomqtt.Client("127.0.0.1", broker.port) as park:
+                await park.subscribe(f"{base}/command-responses", qos=1)
+                for _, topic, payload, _ in BAD:
+                    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                    await park.publish(f"{base}/commands/{topic}", body, qos=1)
+                answers = await receive(park, len(BAD), timeout_s=20)
+                await clock.advance(10)  # control cycles: had anything got in, it would act
+            await subscription.delete()
+        stop.set()
+    for (case, _, _, reason), answer in zip(BAD, answers, strict=True):
+        assert answer["status"] == "rejected", case
+        assert reason in answer["reason"], (case, answer["reason"])
+    assert watcher.values == [True], "the chiller's enable point was written"
+    assert factory.chiller.inputs["enable"] is True
+    assert agent.controller is not None
+    assert list(agent.controller.history) == []
+    rejected = [r.getMessage() for r in caplog.records if " rejected: " in r.getMessage()]
+    assert len(rejected) == len(BAD)

@@ -1,8 +1,10 @@
 """One factory's agent: the pollers, the summariser and the publisher, wired together.
 
-`Agent.run()` owns every task in one TaskGroup. It returns when `stop` is set: the pollers
-and the summariser are cancelled first, then the publisher gets a bounded moment to send what
-is waiting and to say `offline`. A fault inside any device never reaches this level.
+`Agent.run()` owns every task in one TaskGroup. It returns when `stop` is set: control puts
+its loads in their safe state, the summariser summarises the interval that has ended (if it
+is still in its settle time, with the readings taken so far), the pollers are cancelled,
+then the publisher gets a bounded moment to send what is waiting and to say `offline`. A
+fault inside any device never reaches this level.
 
 A reload (SIGHUP sets `reload_requested`) re-reads the site file inside that TaskGroup and
 applies only what changed in its devices: the pollers of changed lines restart, the others
@@ -36,7 +38,7 @@ from .control.controller import Controller
 from .model import PointId, Value, count
 from .northbound.command_store import CommandStore
 from .northbound.commands import Commands
-from .northbound.mqtt import MqttPublisher
+from .northbound.mqtt import MqttPublisher, broker_backoff
 from .northbound.outbox import Outbox
 from .northbound.sqlite_outbox import SqliteOutbox
 from .ops.http import OpsServer
@@ -139,6 +141,7 @@ class Agent:
                 self.config, self.clock, self.image, self._write, self.commands.inputs
             )
             self.commands.assess = self.controller.assess
+            self.commands.meter_known = self.controller.meter_known
             self.summariser.control = self.controller.report
         broker = self.config.broker
         self.publisher = MqttPublisher(
@@ -147,9 +150,7 @@ class Agent:
             self.outbox,
             self.clock,
             commands=self.commands,
-            backoff=Backoff(
-                broker.reconnect_initial_s, broker.reconnect_max_s, rng=self._rng("broker")
-            ),
+            backoff=broker_backoff(broker, rng=self._rng("broker")),
         )
         self.metrics = AgentMetrics(
             self.config,
@@ -167,6 +168,9 @@ class Agent:
         """Set when a reload has finished, applied or refused; `last_reload` says which."""
         self.last_reload: ReloadPlan | None = None
         """What the last reload applied; None when it was refused (or none ran yet)."""
+        self.reloads_tried = 0
+        """Reloads begun; the number is in every refusal, so that a second refusal of the
+        same file is logged again rather than folded as a repeat of the first."""
         self._group: asyncio.TaskGroup | None = None
         self.started = asyncio.Event()
         self.stopped = asyncio.Event()
@@ -235,18 +239,29 @@ class Agent:
 
         Returns what was applied, or None when the file was refused: every problem is then
         logged at ERROR, and nothing changes."""
+        self.reloads_tried += 1
+        attempt = self.reloads_tried
         if self.site_file is None:
-            log.error("reload: the agent was not started from a site file; nothing to re-read")
+            log.error(
+                "reload #%d refused: the agent was not started from a site file; nothing to "
+                "re-read",
+                attempt,
+            )
             return None
         try:
             # In a thread: parsing and validating take tens of milliseconds of CPU, which the
             # pollers that keep running should not wait for.
             new = await asyncio.to_thread(load_site, self.site_file)
         except ConfigError as exc:
-            for problem in exc.problems:
-                log.error("reload: %s", problem)
+            shown = exc.problems[: ConfigError.SHOWN]
+            for problem in shown:
+                log.error("reload #%d refused: %s", attempt, problem)
+            if len(exc.problems) > len(shown):
+                more = count(len(exc.problems) - len(shown), "more problem")
+                log.error("reload #%d refused: ... and %s", attempt, more)
             log.error(
-                "reload: %s in %s; kept the running configuration",
+                "reload #%d refused: %s in %s; kept the running configuration",
+                attempt,
                 count(len(exc.problems), "problem"),
                 self.site_file,
             )
@@ -264,8 +279,9 @@ class Agent:
         except ValidationError as exc:
             reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
             log.error(
-                "reload: the new devices do not fit the running control section (%s); "
-                "control changes need a restart; kept the running configuration",
+                "reload #%d refused: the new devices do not fit the running control section "
+                "(%s); control changes need a restart; kept the running configuration",
+                self.reloads_tried,
                 reasons,
             )
             return None
@@ -332,7 +348,7 @@ class Agent:
                 self.last_reload = await self.reload()
             except Exception:  # a reload must never take the running agent down
                 self.last_reload = None
-                log.exception("reload failed; the agent runs on")
+                log.exception("reload #%d failed; the agent runs on", self.reloads_tried)
             finally:
                 self.reloaded.set()
 
@@ -392,13 +408,12 @@ class Agent:
             serving = group.create_task(server.serve(), name="metrics") if server else None
             for polling in self._polling.values():
                 self._start(polling)
-            producers = [group.create_task(self.summariser.run(), name="summariser")]
+            summarising = group.create_task(self.summariser.run(), name="summariser")
+            self.clock.track(summarising)
             control = None
             if self.controller is not None:
                 control = group.create_task(self.controller.run(), name="control")
                 self.clock.track(control)
-            for task in producers:
-                self.clock.track(task)
             publisher = (
                 group.create_task(self.publisher.run(), name="publisher") if self.publish else None
             )
@@ -415,7 +430,11 @@ class Agent:
                 # Before the drivers close: the loads go back to their safe state first.
                 control.cancel()
                 await asyncio.wait([control])
-            for task in producers + [p.task for p in self._polling.values() if p.task]:
+            # An interval that has ended is summarised before the agent goes (a graceful
+            # stop in its settle time would otherwise leave it to no process).
+            self.summariser.stop()
+            await asyncio.wait([summarising])
+            for task in [p.task for p in self._polling.values() if p.task]:
                 task.cancel()
             if publisher is not None:
                 await self._drain(publisher)

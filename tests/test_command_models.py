@@ -3,16 +3,18 @@ the corpus is refused with its own reason and changes nothing; a good one acts."
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from edge_agent.clock import SimClock
 from edge_agent.config.schema import SiteConfig
 from edge_agent.northbound.command_store import CommandStore
-from edge_agent.northbound.commands import Commands
+from edge_agent.northbound.commands import METER_WAIT_S, Commands
 from tests.conftest import START
 
 NOW = START  # the simulated clock's start, so a running agent can take the same corpus
@@ -331,3 +333,37 @@ def test_an_unreadable_store_is_set_aside_and_said(tmp_path: Path) -> None:
     commands.restore(NOW)
     assert commands.inputs.demand_response == {}
     assert (tmp_path / "commands.json.bad").exists()
+
+
+async def test_a_demand_response_request_waits_for_the_first_meter_reading() -> None:
+    """A retained request is delivered the moment the agent subscribes, before the incomer
+    has been read: it is assessed once the demand is known, or after METER_WAIT_S."""
+    clock = SimClock(NOW)
+    commands = Commands(site())
+    assessed: list[datetime] = []
+
+    def assess(command: object, now: datetime) -> tuple[bool, float, str]:
+        assessed.append(now)
+        return True, 80.0, "can comply"
+
+    commands.assess = assess
+    commands.meter_known = asyncio.Event()
+    body = json.dumps(dr()).encode()
+    async with asyncio.TaskGroup() as group:
+        first = group.create_task(commands.answer(body, clock, "demand_response"))
+        await clock.advance(5)
+        assert not first.done()
+        commands.meter_known.set()
+        answer = await first
+    assert answer is not None
+    assert answer.can_comply is True
+    assert assessed == [NOW + timedelta(seconds=5)]
+
+    late = Commands(site())
+    late.assess = assess
+    late.meter_known = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        second = group.create_task(late.answer(body, clock, "demand_response"))
+        await clock.advance(METER_WAIT_S)
+        assert (await second) is not None
+    assert assessed[-1] == NOW + timedelta(seconds=5 + METER_WAIT_S)

@@ -86,6 +86,8 @@ class Controller:
             zone=zone,
         )
         self.limiter = DemandLimiter(self.config, zone=zone)
+        self.meter_known = asyncio.Event()
+        """Set at the incomer's first good reading: what a demand-response answer waits for."""
         self._refused: dict[str, str | None] = {}
         """Load -> why the guard last refused its override action (None: it was done)."""
         self.window = WindowTracker(self.config.window)
@@ -152,6 +154,7 @@ class Controller:
         power = self._good(snapshot, self._power_point)
         projection = None
         if power is not None:
+            self.meter_known.set()
             self.window.update(now, power, self._good(snapshot, self._energy_point))
             projection = self.window.projection(now, self._smoothed(now, power))
             self.projected_kw = projection.projected_kw

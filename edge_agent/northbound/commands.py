@@ -8,8 +8,10 @@ ignored without an answer (it is that site's to answer).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from edge_agent.clock import Clock
 from edge_agent.config.schema import SiteConfig
 
 from .command_store import CommandStore, Stored
@@ -39,6 +42,9 @@ _STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=Fal
 registers: a number is a JSON number, a boolean a JSON boolean, never a string or the other
 one (`"limit_kw": true` is not a 1 kW limit); NaN and the infinities are refused as what
 they are; an unknown field is refused, not ignored."""
+
+METER_WAIT_S = 30.0
+"""How long a demand-response request waits for the incomer's first reading at a start."""
 
 MAX_AHEAD = timedelta(days=7)
 """How far ahead a command may act: an event's start, an override's end."""
@@ -131,6 +137,10 @@ class Commands:
             self._loads.setdefault(load.device, []).append(load.name)
         self.inputs = ControlInputs()
         self.assess: Assessor | None = None
+        self.meter_known: asyncio.Event | None = None
+        """Set by the controller once the incomer has been read: a demand-response request
+        is assessed on the site's demand, so one that comes before it (a retained command
+        at a start) waits for it, at most METER_WAIT_S."""
         self._store = store or CommandStore(None)
         self._accepted: dict[str, tuple[AnyCommand, CommandResponse]] = {}
         """Id -> the accepted command still in force and its answer, in the order accepted:
@@ -157,6 +167,29 @@ class Commands:
                 command.model_dump_json(),
             )
         self._save(now)
+
+    async def answer(
+        self, payload: bytes, clock: Clock, topic_type: str | None = None
+    ) -> CommandResponse | None:
+        """`handle`, once the site's demand is known if the command is a demand response
+        (within METER_WAIT_S; after that it is assessed on what is known, and says so)."""
+        known = self.meter_known
+        if known is not None and not known.is_set() and _loose(payload).get("type") == (
+            "demand_response"
+        ):
+            async with asyncio.TaskGroup() as group:
+                meter = group.create_task(known.wait())
+                timer = group.create_task(clock.sleep(METER_WAIT_S))
+                done, _ = await asyncio.wait((meter, timer), return_when=FIRST_COMPLETED)
+                for task in (meter, timer):
+                    task.cancel()
+            if meter not in done:
+                log.warning(
+                    "the incomer has not been read within %.0f s: demand-response request "
+                    "assessed without it",
+                    METER_WAIT_S,
+                )
+        return self.handle(payload, clock.now(), topic_type)
 
     def handle(
         self, payload: bytes, now: datetime, topic_type: str | None = None

@@ -56,6 +56,10 @@ class DeviceStats:
     """Ticks skipped because the line was still busy with earlier polls."""
     degraded: bool = False
     last_success: datetime | None = None
+    """The last group read the device answered, even with an exception for every point."""
+    last_good: datetime | None = None
+    """The last read with at least one good value: a device that answers every poll with a
+    Modbus exception is answering, but measuring nothing."""
     last_error: str | None = None
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     """Faults by `error_kind`: polls without an answer, polls with refused or undecodable
@@ -241,6 +245,10 @@ class Poller:
         stats.round_trip_s.observe((stats.last_success - started).total_seconds())
         for kind in {k for r in readings if (k := _point_fault(r))}:
             stats.count_error(kind)
+        if any(r.quality is Quality.GOOD for r in readings):
+            stats.last_good = stats.last_success
+        elif faults := [r.error for r in readings if r.error is not None]:
+            stats.last_error = faults[0]
         if health.misses >= health.policy.degrade_after:
             log.info(
                 "%s: %s answers again after %d misses",

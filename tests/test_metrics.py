@@ -195,6 +195,27 @@ def _device(name: str, *, read_ago_s: float | None, **kw: object) -> DeviceHealt
             ["device b", "degraded"],
         ),
         ([_device("a", read_ago_s=0.5)], 95, True, "failing", ["outbox holds 95 of at most 100"]),
+        (  # answers every poll, but with an exception for every point: measuring nothing
+            [
+                _device(
+                    "a",
+                    read_ago_s=0.5,
+                    tracks_good=True,
+                    last_error="Modbus exception 02 (illegal data address)",
+                )
+            ],
+            0,
+            True,
+            "degraded",
+            ["device a", "answers but has no good value yet", "exception 02"],
+        ),
+        (
+            [_device("a", read_ago_s=0.5, tracks_good=True, last_good=START)],
+            0,
+            True,
+            "ready",
+            [],
+        ),
         (
             [
                 _device("a", read_ago_s=30),

@@ -3,8 +3,10 @@
 Pure: the caller gathers the figures; the rules live here, so a table of cases tests them.
 - failing: no device has been read for `failing_after_intervals` of its poll interval (the
   agent measures nothing), or the outbox is near its cap (summaries are about to be lost);
-- degraded: some device is degraded or unavailable, or the broker is disconnected (summaries
-  wait in the outbox, nothing is lost yet);
+- degraded: some device is degraded or unavailable, or answers without a good value for
+  `failing_after_intervals` of its poll interval (every point refused with a Modbus
+  exception, say), or the broker is disconnected (summaries wait in the outbox, nothing is
+  lost yet);
 - ready: none of that.
 """
 
@@ -34,6 +36,10 @@ class DeviceHealth:
     connected: bool
     """The device's line or session is up."""
     last_error: str | None
+    last_good: datetime | None = None
+    """The last read with a good value; None: never (or not tracked by the caller)."""
+    tracks_good: bool = False
+    """Whether `last_good` is known: a caller without it leaves the silent-failure rule out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,17 @@ def assess(
         elif age_s > 3 * device.poll_interval_s:
             never = "never read" if device.last_success is None else f"not read for {age_s:.0f} s"
             degraded.append(f"device {device.name} ({device.where}) is {never}{why}")
+        elif device.tracks_good:
+            good_s = (now - (device.last_good or started)).total_seconds()
+            if good_s > failing_after_intervals * device.poll_interval_s:
+                never = (
+                    "no good value yet"
+                    if device.last_good is None
+                    else f"no good value for {good_s:.0f} s"
+                )
+                degraded.append(
+                    f"device {device.name} ({device.where}) answers but has {never}{why}"
+                )
     if devices and len(silent) == len(devices):
         failing.append(
             f"no device has been read for {failing_after_intervals} poll intervals "

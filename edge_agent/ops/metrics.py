@@ -103,6 +103,8 @@ class AgentMetrics:
                         degraded=stats.degraded,
                         connected=line.stats.connected,
                         last_error=stats.last_error,
+                        last_good=stats.last_good,
+                        tracks_good=True,
                     )
                 )
         publisher = self._publisher

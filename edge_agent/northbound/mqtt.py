@@ -4,6 +4,10 @@ A message is acknowledged to the outbox only after the broker's PUBACK (QoS 1), 
 connection lost mid-batch leaves the unacknowledged rest in the outbox, to be sent again, in
 order, after the reconnect. The status topic is retained: `online` on connect, and the
 broker publishes the Last Will `offline` if the agent disappears without saying goodbye.
+
+Reconnects back off with jitter, capped at `RECONNECT_CAP_S` whatever `reconnect_max_s`
+says: a broker that has come back is reached again within about ten seconds, however long it
+was away.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -30,13 +35,26 @@ from .outbox import Outbox
 from .payloads import Status
 from .topics import Topics
 
-__all__ = ["MqttPublisher", "PublishStats"]
+__all__ = ["RECONNECT_CAP_S", "MqttPublisher", "PublishStats", "broker_backoff"]
 
 log = logging.getLogger(__name__)
 
 _BATCH = 100
 _SHORT_LIVED_S = 5.0
 T = TypeVar("T")
+
+RECONNECT_CAP_S = 10.0
+"""The longest wait between two connection attempts. The outbox keeps every summary through
+an outage, so a longer wait saves the broker nothing and only delays the backlog; full
+jitter up to this cap still spreads a park's agents after a broker restart."""
+
+
+def broker_backoff(broker: BrokerConfig, *, rng: random.Random | None = None) -> Backoff:
+    """The reconnect backoff: `reconnect_initial_s` doubling up to `reconnect_max_s`, and
+    never more than `RECONNECT_CAP_S`. `rng` makes the jitter repeatable."""
+    cap = min(broker.reconnect_max_s, RECONNECT_CAP_S)
+    initial = min(broker.reconnect_initial_s, cap)
+    return Backoff(initial, cap) if rng is None else Backoff(initial, cap, rng=rng)
 
 
 @dataclass(slots=True)
@@ -63,7 +81,7 @@ class MqttPublisher:
         self._site = site
         self._outbox = outbox
         self._clock = clock
-        self._backoff = backoff or Backoff(broker.reconnect_initial_s, broker.reconnect_max_s)
+        self._backoff = backoff or broker_backoff(broker)
         self._topics = Topics(broker.topic_prefix, site.park, site.name)
         self.stats = PublishStats()
         self._commands = commands

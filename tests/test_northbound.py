@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import sqlite3
 import sys
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 
 from edge_agent.agent import Agent
 from edge_agent.clock import SimClock
 from edge_agent.config.loader import load_site
+from edge_agent.summariser import NOT_RUNNING
 from simulators.broker import MosquittoBroker
 from simulators.modbus_server import ModbusSimulator
 from tests.conftest import receive
@@ -87,6 +91,7 @@ from pathlib import Path
 from edge_agent.agent import Agent
 from edge_agent.clock import SystemClock
 from edge_agent.config.loader import load_site
+from edge_agent.summariser import NOT_RUNNING
 async def main():
     agent = Agent(load_site(Path(sys.argv[1])), SystemClock())
     await agent.run(asyncio.Event())
@@ -111,7 +116,10 @@ async def test_sigkill_loses_nothing_and_numbers_continue(
     tmp_path: Path, meter_server: ModbusSimulator, broker: MosquittoBroker
 ) -> None:
     """Real time and a real process: summaries every second pile up while the broker is
-    down; the agent is killed; the next run sends them all, in order, and goes on."""
+    down; the agent is killed; the next run sends them all, in order, and goes on. With
+    `settle_s` as long as the interval, the kill always lands in an ended interval's settle
+    time: that interval, and those while no agent ran, are summarised by the next run as
+    `agent not running`, so the intervals and the numbers run on without a hole."""
     site = site_file(tmp_path, meter_server.port, broker.port, 1)
     await broker.stop()
     first = await start_agent(site)
@@ -133,15 +141,32 @@ async def test_sigkill_loses_nothing_and_numbers_continue(
     assert kept >= 3
 
     await broker.start()
+    received: list[Any] = []
     async with aiomqtt.Client("127.0.0.1", broker.port) as subscriber:
         await subscriber.subscribe(TOPIC, qos=1)
         second = await start_agent(site)
         try:
-            received = await receive(subscriber, kept + 2)
+            # Up to the first interval the second run measured whole.
+            while len(received) <= kept or received[-1]["reason"] is not None:
+                received += await receive(subscriber, 1)
         finally:
             second.terminate()
             await second.wait()
     seqs = [s["seq"] for s in received]
-    assert seqs == list(range(1, kept + 3))
+    assert seqs == list(range(1, len(received) + 1))
+    starts = [datetime.fromisoformat(s["interval_start"]) for s in received]
+    assert [(b - a).total_seconds() for a, b in itertools.pairwise(starts)] == [1.0] * (
+        len(starts) - 1
+    )
     assert all(s["historical"] for s in received[:kept])
     assert not received[-1]["historical"]
+    *missed, partial, whole = received[kept:]
+    assert missed, "the interval in its settle time at the kill has a summary"
+    assert all((s["energy_import_kwh"], s["reason"]) == (None, NOT_RUNNING) for s in missed)
+    assert partial["energy_import_kwh"] is None
+    assert partial["reason"].startswith("partial interval: the agent started at ")
+    # Known, not null (the meter runs on the fixture's simulated clock, which stands still
+    # here: its register does not advance).
+    assert partial["gap_start"] == received[kept - 1]["interval_end"]
+    assert partial["gap_energy_import_kwh"] is not None
+    assert whole["energy_import_kwh"] is not None

@@ -4,6 +4,12 @@ A message leaves the outbox only when the publisher acknowledges it, which it do
 broker has acknowledged the publish (QoS 1). Until then it is taken again after a reconnect,
 in order. This is the interface; `SqliteOutbox` (sqlite_outbox.py) keeps messages on disk
 across restarts, `MemoryOutbox` only while the process lives (tests, `--no-publish`).
+
+Summaries go in through `put_summaries`, one interval's at a time, all or nothing: each takes
+the next `seq` as it is stored, and the outbox records the interval as summarised in the same
+step. A restart reads that record (`last_summarised`) to summarise, as missing, every
+interval between the last one summarised and the first the new process closes, so that a
+stop never makes a hole that the sequence does not show.
 """
 
 from __future__ import annotations
@@ -12,11 +18,15 @@ import asyncio
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-__all__ = ["MemoryOutbox", "Message", "Outbox"]
+__all__ = ["MemoryOutbox", "Message", "Outbox", "Payload", "Summarised"]
+
+Payload = Callable[[int, int], bytes]
+"""A summary's payload, made from its `seq` and the `outbox_dropped` count it reports."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +37,15 @@ class Message:
     payload: bytes
     created: float = 0.0
     """Unix time the message was put: a replay after an outage is marked historical."""
+
+
+@dataclass(frozen=True, slots=True)
+class Summarised:
+    """The outbox's record of the last interval summarised, kept with the messages."""
+
+    interval_end: datetime
+    state: str
+    """What the summariser keeps to go on after a restart (its own JSON)."""
 
 
 class Outbox(Protocol):
@@ -63,6 +82,19 @@ class Outbox(Protocol):
         """Messages dropped by the bounds since the last call, to report in a summary."""
         ...
 
+    async def put_summaries(
+        self, summaries: Sequence[tuple[str, Payload]], *, interval_end: datetime, state: str
+    ) -> list[int]:
+        """Store summaries (topic, payload maker), each with the next seq in turn and the
+        dropped count since the last call, and record `interval_end` (the last interval
+        they summarise) with `state`, all in one step: a kill midway stores none of them and
+        leaves the record as it was. Returns the seqs given."""
+        ...
+
+    async def last_summarised(self) -> Summarised | None:
+        """The record `put_summaries` left; None before the first."""
+        ...
+
 
 class MemoryOutbox:
     """Bounded: past `max_messages` the oldest is dropped and counted in `dropped`."""
@@ -77,6 +109,7 @@ class MemoryOutbox:
         self.dropped = 0
         self._seq = itertools.count(1)
         self._reported = 0
+        self._summarised: Summarised | None = None
 
     async def put(self, topic: str, payload: bytes) -> None:
         message = Message(next(self._ids), topic, payload, time.time())
@@ -114,3 +147,19 @@ class MemoryOutbox:
     async def take_dropped(self) -> int:
         dropped, self._reported = self.dropped - self._reported, self.dropped
         return dropped
+
+    async def put_summaries(
+        self, summaries: Sequence[tuple[str, Payload]], *, interval_end: datetime, state: str
+    ) -> list[int]:
+        dropped = await self.take_dropped()
+        made = []
+        for topic, make in summaries:
+            seq = next(self._seq)
+            made.append((seq, topic, make(seq, dropped)))
+        for _, topic, payload in made:
+            await self.put(topic, payload)
+        self._summarised = Summarised(interval_end, state)
+        return [seq for seq, _, _ in made]
+
+    async def last_summarised(self) -> Summarised | None:
+        return self._summarised

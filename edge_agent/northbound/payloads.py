@@ -50,12 +50,29 @@ class DeviceSummary(_Payload):
     energy_import_kwh: float | None
     """Import energy in the interval: the energy register's value at the end boundary minus
     its value at the start boundary (each the poll made on the boundary, else the last good
-    reading before it). None when a boundary has no good reading (the first interval after
-    the agent starts, a meter that was down) or the register went backwards."""
+    reading before it, if it is not stale). None, never 0.0, when it is not known: `reason`
+    says why."""
     energy_export_kwh: float | None
     energy_import_start_kwh: float | None
     """The register value used for the start boundary, for audit."""
     energy_import_end_kwh: float | None
+    reason: str | None = None
+    """Why `energy_import_kwh` is None; set exactly when it is: `agent not running` (no
+    process summarised the interval: the agent was stopped, or killed before it closed it),
+    `partial interval: the agent started at <time>` (or `the device was added at <time>`),
+    `no good reading of the import register at the start boundary` (`the end boundary`,
+    `either boundary`: the meter was down), `the import register went backwards (reset or
+    replaced)`, `no import energy point`."""
+    gap_start: datetime | None = None
+    """Set when a gap without good readings ends at this interval: the last boundary with a
+    good register reading before it."""
+    gap_end: datetime | None = None
+    """The first boundary with a good register reading after the gap: this interval's start
+    or end."""
+    gap_energy_import_kwh: float | None = None
+    """The import register's advance from `gap_start` to `gap_end`: the energy of the gap,
+    which no interval's energy or demand includes. The intervals' energies plus the gaps'
+    add up to the register's advance. None (with `gap_start` set) if it went backwards."""
     power_avg_kw: float | None
     """Mean of the good active-power readings in the interval."""
     power_max_kw: float | None
@@ -156,6 +173,12 @@ class SiteSummary(_Payload):
     meter: str
     """The incomer device the figures come from (`control.meter`)."""
     energy_import_kwh: float | None
+    reason: str | None = None
+    """Why `energy_import_kwh` is None, as in the meter's device summary."""
+    gap_start: datetime | None = None
+    gap_end: datetime | None = None
+    gap_energy_import_kwh: float | None = None
+    """The meter's gap, as in its device summary."""
     power_avg_kw: float | None
     power_max_kw: float | None
     billing_window_start: datetime
@@ -164,7 +187,8 @@ class SiteSummary(_Payload):
     price_vnd_per_kwh: float
     cost_vnd: float | None
     co2_kg: float | None
-    control: ControlSummary
+    control: ControlSummary | None
+    """None only when the agent was not running (`reason`): nothing was controlled."""
     outbox_dropped: int = 0
     historical: bool = False
 

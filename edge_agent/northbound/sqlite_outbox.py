@@ -4,7 +4,10 @@ SQLite in WAL mode. A summary is committed before `put` returns and deleted only
 publisher acknowledges it after the broker's PUBACK, so a broker outage, a lost link, or the
 agent killed (SIGKILL, a crash, a reboot) loses nothing that was put: the next run sends the
 backlog, oldest first. The per-agent summary sequence lives in the same file, so numbers
-continue across restarts and a subscriber can drop a number it has seen.
+continue across restarts and a subscriber can drop a number it has seen; so does the record
+of the last interval summarised, written in the same transaction as its summaries (with
+their sequence numbers), so that the next run knows, even after a SIGKILL, which intervals
+no process summarised.
 
 Durability (`fsync`): `normal` (the default) commits survive a crash or kill of the agent;
 after a power cut the last commits before it may be rolled back (the file stays intact).
@@ -22,10 +25,11 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from .outbox import Message
+from .outbox import Message, Payload, Summarised
 
 __all__ = ["SqliteOutbox"]
 
@@ -40,6 +44,11 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('next_seq', 1), ('dropped', 0);
+CREATE TABLE IF NOT EXISTS summarised (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    interval_end REAL NOT NULL,
+    state TEXT NOT NULL
+);
 """
 
 
@@ -102,15 +111,19 @@ class SqliteOutbox:
     def _put(self, topic: str, payload: bytes, created: float) -> None:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "INSERT INTO messages (topic, payload, created) VALUES (?, ?, ?)",
-                (topic, payload, created),
-            )
-            over = self._count() - self._max
-            if over > 0:
-                self._drop("SELECT id FROM messages ORDER BY id LIMIT ?", (over,))
-            self._depth = self._count()
-            self._oldest = self._oldest_row()
+            self._insert([(topic, payload)], created)
+
+    def _insert(self, messages: Sequence[tuple[str, bytes]], created: float) -> None:
+        """Inside a transaction: store, then hold the bound."""
+        self._db.executemany(
+            "INSERT INTO messages (topic, payload, created) VALUES (?, ?, ?)",
+            [(topic, payload, created) for topic, payload in messages],
+        )
+        over = self._count() - self._max
+        if over > 0:
+            self._drop("SELECT id FROM messages ORDER BY id LIMIT ?", (over,))
+        self._depth = self._count()
+        self._oldest = self._oldest_row()
 
     def _drop(self, select: str, args: tuple[object, ...]) -> None:
         doomed = [row[0] for row in self._db.execute(select, args)]
@@ -178,8 +191,53 @@ class SqliteOutbox:
     def _take_dropped(self) -> int:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            value = self._db.execute(
-                "SELECT value FROM counters WHERE name = 'dropped'"
-            ).fetchone()[0]
-            self._db.execute("UPDATE counters SET value = 0 WHERE name = 'dropped'")
+            return self._reset_dropped()
+
+    def _reset_dropped(self) -> int:
+        value = self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()[0]
+        self._db.execute("UPDATE counters SET value = 0 WHERE name = 'dropped'")
         return int(value)
+
+    async def put_summaries(
+        self, summaries: Sequence[tuple[str, Payload]], *, interval_end: datetime, state: str
+    ) -> list[int]:
+        seqs = await self._run(
+            self._put_summaries, list(summaries), interval_end.timestamp(), state, time.time()
+        )
+        if summaries:
+            self._empty.clear()
+            self._changed.set()
+        return seqs
+
+    def _put_summaries(
+        self, summaries: list[tuple[str, Payload]], interval_end: float, state: str, created: float
+    ) -> list[int]:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            first = int(
+                self._db.execute("SELECT value FROM counters WHERE name = 'next_seq'").fetchone()[0]
+            )
+            dropped = self._reset_dropped()
+            seqs = list(range(first, first + len(summaries)))
+            self._insert(
+                [(topic, make(seq, dropped)) for seq, (topic, make) in enumerate(summaries, first)],
+                created,
+            )
+            self._db.execute(
+                "UPDATE counters SET value = ? WHERE name = 'next_seq'", (first + len(seqs),)
+            )
+            self._db.execute(
+                "INSERT INTO summarised VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "interval_end = excluded.interval_end, state = excluded.state",
+                (interval_end, state),
+            )
+        return seqs
+
+    async def last_summarised(self) -> Summarised | None:
+        return await self._run(self._last_summarised)
+
+    def _last_summarised(self) -> Summarised | None:
+        row = self._db.execute("SELECT interval_end, state FROM summarised").fetchone()
+        if row is None:
+            return None
+        return Summarised(datetime.fromtimestamp(float(row[0]), UTC), str(row[1]))

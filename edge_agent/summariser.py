@@ -8,8 +8,8 @@ park closes the same intervals at the same instants. The summary for [start, end
 - interval energy is the energy register's boundary value at `end` minus that at `start`,
   where a boundary value is the first good reading within `settle_s` after the boundary (the
   poll made on it), else the last one before it if it is not stale (older than the point's
-  `stale_after_s`, three poll intervals by default). Register deltas (not integrated power)
-  are what the utility bills, and they lose nothing when a poll fails.
+  `stale_after_s`, three poll intervals by default, and at least two). Register deltas (not
+  integrated power) are what the utility bills, and they lose nothing when a poll fails.
 
 Energy that is not known is None, never 0.0, and the summary's `reason` says why. After a gap
 without good register readings (a meter that was down, an agent that was not running), the
@@ -494,12 +494,13 @@ class Summariser:
 
 
 def _max_ages(device: Device) -> dict[str, timedelta]:
-    """How old a register reading may be to stand for a boundary: the point's stale age."""
+    """How old a register reading may be to stand for a boundary: the point's stale age, and
+    at least two of its poll intervals (one poll missed on the boundary is no gap)."""
     ages: dict[str, timedelta] = {}
     for point in device.points.values():
         if point.role in (_IMPORT, _EXPORT):
             interval = point.poll_interval_s or device.poll_interval_s
-            age = timedelta(seconds=device.stale_after_s or 3 * interval)
+            age = timedelta(seconds=max(device.stale_after_s or 3 * interval, 2 * interval))
             ages[point.role] = max(age, ages.get(point.role, age))
     return ages
 

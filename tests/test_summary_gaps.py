@@ -39,16 +39,24 @@ def register(at: datetime) -> float:
     return START_KWH + KW * (at - START).total_seconds() / 3600
 
 
-def site(tmp_path: Path, *, interval_s: int, control: bool = False, **outbox: object) -> SiteConfig:
+def site(
+    tmp_path: Path,
+    *,
+    interval_s: int,
+    control: bool = False,
+    stale_after_s: float | None = None,
+    **outbox: object,
+) -> SiteConfig:
     path = tmp_path / "site.yaml"
     settings = ", ".join(f"{k}: {v}" for k, v in outbox.items())
+    stale = "" if stale_after_s is None else f", stale_after_s: {stale_after_s}"
     path.write_text(
         f"""
 site: {{name: press-shop, park: test-park}}
 summary: {{interval_s: {interval_s}, settle_s: 2, billing_window_s: 900}}
 outbox: {{path: {tmp_path / "outbox.sqlite"}{", " + settings if settings else ""}}}
 devices:
-  - {{name: incomer, driver: modbus-tcp, model: eastron-sdm630, host: 127.0.0.1, port: 1502}}
+  - {{name: incomer, driver: modbus-tcp, model: eastron-sdm630, host: 127.0.0.1, port: 1502{stale}}}
   - name: chiller
     driver: opcua
     endpoint: opc.tcp://127.0.0.1:4841
@@ -201,6 +209,25 @@ async def test_a_short_miss_at_a_boundary_still_uses_the_last_reading_before_it(
     ]
     assert all(s["energy_import_kwh"] is not None for s in incomer)
     assert all(s["gap_start"] is None for s in incomer)
+
+
+async def test_a_missed_boundary_poll_is_no_gap_even_under_a_short_stale_age(
+    tmp_path: Path, clock: SimClock
+) -> None:
+    """`stale_after_s` shorter than the poll interval (the README's example polls the
+    register every 5 s with 3 s): the reading one poll before a boundary whose poll failed
+    still stands for it, up to two poll intervals old."""
+    outbox = MemoryOutbox()
+    summariser = Summariser(site(tmp_path, interval_s=60, stale_after_s=0.5), clock, outbox)
+    await run(
+        clock,
+        summariser,
+        at("08:02:03"),
+        down=lambda moment: at("08:01:00") <= moment < at("08:01:02.5"),
+    )
+    incomer = [s for s in stored(outbox) if s["device"] == "incomer"]
+    assert incomer[1]["energy_import_start_kwh"] == register(at("08:00:59"))
+    assert all(s["reason"] is None for s in incomer)
 
 
 @pytest.mark.parametrize("graceful", [True, False], ids=["graceful stop", "killed"])

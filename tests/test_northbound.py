@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import pytest
 
 from edge_agent.agent import Agent
 from edge_agent.clock import SimClock
@@ -82,6 +83,54 @@ async def test_a_broker_outage_loses_nothing_and_keeps_the_order(
     starts = [s["interval_start"] for s in before + after]
     assert starts == sorted(starts)
     assert agent.outbox.depth() == 0
+
+
+@pytest.mark.parametrize("seed", [3, 7, 10])  # the old 60 s cap: 13, 47, 41 s
+async def test_a_broker_back_after_two_minutes_is_reached_within_ten_seconds(
+    tmp_path: Path,
+    clock: SimClock,
+    meter_server: ModbusSimulator,
+    broker: MosquittoBroker,
+    seed: int,
+) -> None:
+    """The site's default backoff (reconnect_max_s 60 s) after a 2-minute outage: the agent
+    tries again at least every 10 s, so it is connected within about 10 s of the broker's
+    return (it took up to a minute). Simulated time moves a second at a time, so the agent's
+    attempts come as they would in real time; the jitter is seeded."""
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        site_file(tmp_path, meter_server.port, broker.port, 10)
+        .read_text()
+        .replace(", reconnect_initial_s: 1, reconnect_max_s: 4", "")
+    )
+    agent = Agent(load_site(site), clock, seed=seed)
+
+    async def seconds_until_connected() -> int:
+        """Simulated seconds until the publisher is connected; each step gives the real
+        connection a bounded real moment to come up (loopback: milliseconds)."""
+        moved = 0
+        while moved < 90 and not agent.publisher.ready.is_set():
+            await clock.advance(1)
+            moved += 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1):
+                    await agent.publisher.ready.wait()
+        assert agent.publisher.ready.is_set()
+        return moved
+
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(agent.run(stop))
+        await agent.started.wait()
+        await seconds_until_connected()
+        await broker.stop()
+        for _ in range(120):
+            await clock.advance(1)
+        assert agent.publisher.stats.failures >= 5  # it kept trying, backing off
+        await broker.start()
+        moved = await seconds_until_connected()
+        stop.set()
+    assert moved <= 11, f"connected {moved} s after the broker came back"
 
 
 AGENT = """

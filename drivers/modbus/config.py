@@ -7,13 +7,12 @@ from typing import Literal, Self
 from pydantic import (
     Field,
     NonNegativeFloat,
-    PositiveFloat,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from edge_agent.config.base import Name, StrictModel
+from edge_agent.config.base import DAY_S, Name, Seconds, StrictModel
 
 from .codec import ByteOrder, DataType
 from .planner import MAX_REGISTERS_PER_READ, Span, Table
@@ -53,7 +52,7 @@ class ModbusPoint(StrictModel):
     offset: float = 0.0
     unit: str | None = None
     role: PointRole | None = None
-    poll_interval_s: PositiveFloat | None = None
+    poll_interval_s: Seconds | None = None
     """Defaults to the device's poll interval; must be a whole multiple of it."""
     scale_factor: Name | None = None
     """An int16 point holding a power-of-ten exponent (SunSpec's sunssf): the value is then
@@ -115,8 +114,8 @@ class ModbusDeviceBase(StrictModel):
     """A catalogue model (configs/devices/<model>.yaml) whose points this device starts from."""
     unit: int = Field(default=1, ge=0, le=255)
     """The Modbus unit (slave) id; gateways and serial lines route by it."""
-    poll_interval_s: PositiveFloat = 1.0
-    poll_phase_s: float | None = Field(default=None, ge=0)
+    poll_interval_s: Seconds = 1.0
+    poll_phase_s: float | None = Field(default=None, ge=0, le=DAY_S)
     """Offset of this device's poll ticks in the interval; by default the devices of one line
     are spread evenly over it, so that they do not all ask at the same instant."""
     max_registers_per_read: int = Field(default=MAX_REGISTERS_PER_READ, ge=1, le=125)
@@ -125,8 +124,8 @@ class ModbusDeviceBase(StrictModel):
     degrade_after: int = Field(default=3, ge=1)
     """Consecutive unanswered requests after which the unit is polled only rarely, with
     backoff, so that it stops costing the other units on its line their poll rate."""
-    degraded_retry_max_s: PositiveFloat = 60.0
-    stale_after_s: PositiveFloat | None = None
+    degraded_retry_max_s: Seconds = 60.0
+    stale_after_s: Seconds | None = None
     """A value older than this is stale; defaults to three poll intervals of the point."""
     points: dict[Name, ModbusPoint] = Field(min_length=1)
 
@@ -162,11 +161,11 @@ class ModbusTcpDevice(ModbusDeviceBase):
     port: int = Field(default=502, ge=1, le=65535)
     framing: Literal["mbap", "rtu"] = "mbap"
     """`rtu` for serial-to-Ethernet converters that pass RTU frames through unchanged."""
-    timeout_s: PositiveFloat = 1.0
+    timeout_s: Seconds = 1.0
     pause_s: float = Field(default=0.0, ge=0, le=10)
     """Silence between two requests on the connection; some gateways need it."""
-    reconnect_initial_s: PositiveFloat = 0.5
-    reconnect_max_s: PositiveFloat = 30.0
+    reconnect_initial_s: Seconds = 0.5
+    reconnect_max_s: Seconds = 30.0
 
 
 class ModbusLineDevice(ModbusDeviceBase):
@@ -192,13 +191,13 @@ class ModbusLine(StrictModel):
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
     bytesize: Literal[7, 8] = 8
-    timeout_s: PositiveFloat = 1.0
+    timeout_s: Seconds = 1.0
     pause_s: float = Field(default=0.0, ge=0, le=10)
     """Silence between two requests; RTU's 3.5-character gap is always kept on top."""
     max_connections: int = Field(default=1, ge=1, le=16)
     """tcp: connections the gateway accepts; the units are shared out among them."""
-    reconnect_initial_s: PositiveFloat = 0.5
-    reconnect_max_s: PositiveFloat = 30.0
+    reconnect_initial_s: Seconds = 0.5
+    reconnect_max_s: Seconds = 30.0
 
     @model_validator(mode="after")
     def _transport_fields(self) -> Self:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
+from pydantic import Field, NonNegativeFloat, model_validator
 
 from drivers.modbus.config import PointRole
-from edge_agent.config.base import Name, StrictModel
+from edge_agent.config.base import Name, Seconds, StrictModel
 
 __all__ = ["OpcUaDevice", "OpcUaPoint", "OpcUaSecurity"]
 
@@ -28,7 +28,7 @@ class OpcUaPoint(StrictModel):
     role: PointRole | None = None
     scale: float = 1.0
     offset: float = 0.0
-    poll_interval_s: PositiveFloat | None = None
+    poll_interval_s: Seconds | None = None
     """Defaults to the device's; with `subscribe`, the publishing interval."""
     deadband: NonNegativeFloat | None = None
     """Absolute deadband: asked of the server as a data-change filter when subscribed."""
@@ -88,13 +88,13 @@ class OpcUaDevice(StrictModel):
     username: str | None = None
     """Write `${OPCUA_USER}` and set the variable."""
     password: str | None = None
-    poll_interval_s: PositiveFloat = 1.0
+    poll_interval_s: Seconds = 1.0
     mode: Literal["read", "subscribe"] = "read"
     """read: one Read service call per poll group; subscribe: monitored items, and each poll
     tick takes the latest notified values."""
     queue_size: int = Field(default=10, ge=1, le=10_000)
-    timeout_s: PositiveFloat = 2.0
-    reconnect_initial_s: PositiveFloat = 1.0
-    reconnect_max_s: PositiveFloat = 30.0
-    stale_after_s: PositiveFloat | None = None
+    timeout_s: Seconds = 2.0
+    reconnect_initial_s: Seconds = 1.0
+    reconnect_max_s: Seconds = 30.0
+    stale_after_s: Seconds | None = None
     points: dict[Name, OpcUaPoint] = Field(min_length=1)

@@ -82,7 +82,10 @@ def known_models(dirs: list[Path]) -> list[str]:
 
 
 def merge_model(doc: Located, device_path: Path_, catalogue: Located) -> list[CatalogueProblem]:
-    """Merge the catalogue entry into the device at `device_path` of `doc`, in place."""
+    """Merge the catalogue entry into the device at `device_path` of `doc`.
+
+    The merged device replaces the one in `doc.data`; the device's mapping itself is not
+    changed, since a YAML alias may share it (or its points) with another place."""
     problems: list[CatalogueProblem] = []
     entry = catalogue.data
     if not isinstance(entry, dict):
@@ -131,19 +134,23 @@ def merge_model(doc: Located, device_path: Path_, catalogue: Located) -> list[Ca
         else:
             points[name] = override
     merged["points"] = points
-    device.clear()
-    device.update(merged)
+    _get(doc.data, device_path[:-1])[device_path[-1]] = merged
     return problems
 
 
 def apply_point_defaults(device: dict[str, Any]) -> None:
-    """For a device without a model: fill its points from its own `point_defaults`."""
+    """For a device without a model: fill its points from its own `point_defaults`.
+
+    The points get a new mapping: an alias may share the written one with another device,
+    which must not receive this device's defaults."""
     defaults = device.pop("point_defaults", None)
-    if not isinstance(defaults, dict):
+    points = device.get("points")
+    if not isinstance(defaults, dict) or not isinstance(points, dict):
         return
-    for name, point in (device.get("points") or {}).items():
-        if isinstance(point, dict):
-            device["points"][name] = {**defaults, **point}
+    device["points"] = {
+        name: {**defaults, **point} if isinstance(point, dict) else point
+        for name, point in points.items()
+    }
 
 
 def _get(data: Any, path: Path_) -> Any:

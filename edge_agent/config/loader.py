@@ -28,7 +28,7 @@ from .catalogue import (
     known_models,
     merge_model,
 )
-from .located import Located, Mark, Path_, YamlSyntaxError, read_yaml
+from .located import Located, Mark, Path_, ReadError, YamlSyntaxError, read_yaml
 from .schema import SiteConfig
 
 __all__ = [
@@ -59,14 +59,21 @@ class Problem:
 
 
 class ConfigError(Exception):
-    """The site file cannot be used; `problems` lists every reason found."""
+    """The site file cannot be used; `problems` lists every reason found.
+
+    Its text shows the first `SHOWN` problems and how many more there are: a generated file
+    with seventy thousand unknown keys is refused in a screenful, not in megabytes."""
+
+    SHOWN = 200
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         count = len(problems)
+        more = count - self.SHOWN
         super().__init__(
-            f"{count} problem{'s' if count != 1 else ''} in the configuration:\n"
-            + "\n".join(f"  {p}" for p in problems)
+            f"{count:,} problem{'s' if count != 1 else ''} in the configuration:\n"
+            + "\n".join(f"  {p}" for p in problems[: self.SHOWN])
+            + (f"\n  ... and {more:,} more problem{'s' if more != 1 else ''}" if more > 0 else "")
         )
 
 
@@ -139,15 +146,20 @@ def did_you_mean(word: str, candidates: list[str]) -> str:
 
 
 def _read(path: Path, environ: dict[str, str] | None) -> Located:
-    if not path.is_file():
-        raise ConfigError([Problem(Mark(str(path), 1, 1), "", "no such file")])
     try:
         doc = read_yaml(path, environ=environ)
-    except YamlSyntaxError as exc:
-        raise ConfigError([Problem(exc.mark, "", f"invalid YAML: {exc.problem}")]) from None
+    except ReadError as exc:
+        raise ConfigError([_read_problem(exc)]) from None
     if not isinstance(doc.data, dict):
         raise ConfigError([Problem(Mark(str(path), 1, 1), "", "expected a mapping at the top")])
     return doc
+
+
+def _read_problem(exc: ReadError, where: str = "") -> Problem:
+    """A file that cannot be read, or is not YAML, as a problem at its place."""
+    if isinstance(exc, YamlSyntaxError):
+        return Problem(exc.mark, "", f"invalid YAML{where}: {exc.problem}")
+    return Problem(exc.mark, "", f"{where.strip()}: {exc.problem}" if where else exc.problem)
 
 
 def load_model(model: str, *, catalogue: Path | None = None) -> ModbusTcpDevice | OpcUaDevice:
@@ -158,7 +170,11 @@ def load_model(model: str, *, catalogue: Path | None = None) -> ModbusTcpDevice 
     """
     directory = catalogue or BUILTIN_CATALOGUE
     path = directory / f"{model}.yaml"
-    protocol = read_yaml(path).data.get("protocol") if path.is_file() else None
+    try:
+        data = read_yaml(path).data if path.is_file() else None
+    except ReadError as exc:
+        raise ConfigError([_read_problem(exc, " in catalogue")]) from None
+    protocol = data.get("protocol") if isinstance(data, dict) else None
     stub: dict[str, object] = (
         {"driver": "opcua", "endpoint": "opc.tcp://model"}
         if protocol == "opcua"
@@ -278,8 +294,8 @@ def _resolve_models(
             continue
         try:
             catalogue = read_yaml(found)
-        except YamlSyntaxError as exc:
-            problems.append(Problem(exc.mark, "", f"invalid YAML in catalogue: {exc.problem}"))
+        except ReadError as exc:
+            problems.append(_read_problem(exc, " in catalogue"))
             continue
         for issue in merge_model(doc, path, catalogue):
             source = issue.in_catalogue or doc
@@ -293,15 +309,19 @@ def _problems(doc: Located, errors: list[Any], root: type[BaseModel] = SiteConfi
     """Map pydantic's errors; a "missing" key that a misspelt key's hint already names is
     left out, so `adress: 4` gives one problem, not two."""
     hinted: set[Path_] = set()
+    # Worked out once per unknown key, and the allowed keys once per mapping: a generated
+    # file may have thousands of unknown keys in one mapping.
+    allowed: dict[Path_, list[str]] = {}
+    close: dict[Path_, list[str]] = {}
     for error in errors:
         if error["type"] == "extra_forbidden":
             path = _data_path(doc.data, tuple(error["loc"]), error["type"])
-            for word in difflib.get_close_matches(
-                str(path[-1]), _allowed_keys(doc.data, path[:-1], root), 1, 0.6
-            ):
-                hinted.add((*path[:-1], word))
+            if path[:-1] not in allowed:
+                allowed[path[:-1]] = _allowed_keys(doc.data, path[:-1], root)
+            close[path] = difflib.get_close_matches(str(path[-1]), allowed[path[:-1]], 1, 0.6)
+            hinted.update((*path[:-1], word) for word in close[path])
     return [
-        _problem(doc, error, root)
+        _problem(doc, error, root, (allowed, close))
         for error in errors
         if not (
             error["type"] == "missing"
@@ -310,15 +330,26 @@ def _problems(doc: Located, errors: list[Any], root: type[BaseModel] = SiteConfi
     ]
 
 
-def _problem(doc: Located, error: Any, root: type[BaseModel] = SiteConfig) -> Problem:
+def _problem(
+    doc: Located,
+    error: Any,
+    root: type[BaseModel] = SiteConfig,
+    known: tuple[dict[Path_, list[str]], dict[Path_, list[str]]] | None = None,
+) -> Problem:
+    """One pydantic error as a problem; `known` has the allowed keys of mappings and the
+    close matches of unknown keys where `_problems` has found them already."""
     loc: tuple[str | int, ...] = tuple(error["loc"])
     kind = error["type"]
     path = _data_path(doc.data, loc, kind)
     found = error.get("input")
     if kind == "extra_forbidden":
         key = str(path[-1])
-        allowed = _allowed_keys(doc.data, path[:-1], root)
-        hint = _did_you_mean(key, allowed)
+        allowed_at, close = known or ({}, {})
+        allowed = allowed_at.get(path[:-1])
+        if allowed is None:
+            allowed = _allowed_keys(doc.data, path[:-1], root)
+        words = close.get(path)
+        hint = _did_you_mean(key, allowed) if words is None else _hint(words)
         listing = f"; expected one of: {', '.join(sorted(allowed))}" if allowed else ""
         message = f"unknown field {key!r}{hint}{listing}"
         return Problem(_mark(doc, path, key=True), _field_path(doc.data, path), message)
@@ -347,7 +378,7 @@ def _problem(doc: Located, error: Any, root: type[BaseModel] = SiteConfig) -> Pr
     }
     if kind in plain:
         return Problem(
-            _mark(doc, path), _field_path(doc.data, path), f"{plain[kind]}; found {found!r}"
+            _mark(doc, path), _field_path(doc.data, path), f"{plain[kind]}; found {_shown(found)}"
         )
     if kind == "too_short":
         least = error.get("ctx", {}).get("min_length", 1)
@@ -362,16 +393,35 @@ def _problem(doc: Located, error: Any, root: type[BaseModel] = SiteConfig) -> Pr
             _mark(doc, path),
             _field_path(doc.data, path),
             f"expected text matching {pattern} (lower-case letters, digits, '-', '_' "
-            f"for names); found {found!r}",
+            f"for names); found {_shown(found)}",
         )
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     if message.startswith("Input should be"):
         message = "expected" + message.removeprefix("Input should be")
+    if kind == "finite_number":
+        message += " (not .inf or .nan, and within a float's range)"
+    limit = error.get("ctx", {}).get("le")
+    seconds = bool(path) and str(path[-1]).endswith("_s")
+    if kind == "less_than_equal" and seconds and limit is not None:
+        message += f" s{_in_days(limit)}"
     if kind not in ("value_error", "assertion_error") and not isinstance(found, dict | list):
-        message += f"; found {found!r}"
+        message += f"; found {_shown(found)}"
     return Problem(_mark(doc, path), _field_path(doc.data, path), message)
+
+
+def _shown(found: Any) -> str:
+    """The value found, as written in a message: long text is cut, not printed whole."""
+    text = repr(found)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text):,} characters)"
+
+
+def _in_days(seconds: float) -> str:
+    days = seconds / 86_400
+    if days == 1:
+        return " (a day)"
+    return f" ({days:g} days)" if days > 1 and days == int(days) else ""
 
 
 def _data_path(data: Any, loc: tuple[str | int, ...], kind: str) -> Path_:
@@ -461,7 +511,10 @@ def _choose(annotation: Any, data: Any) -> Any:
 
 
 def _did_you_mean(word: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return _hint(difflib.get_close_matches(word, candidates, n=1, cutoff=0.6))
+
+
+def _hint(close: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

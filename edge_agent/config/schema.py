@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     Field,
-    PositiveFloat,
     SecretStr,
     ValidationInfo,
     field_validator,
@@ -24,7 +23,7 @@ from drivers.opcua.config import OpcUaDevice
 from edge_agent.control.config import ControlConfig
 from edge_agent.energy.tariff import EmissionsConfig, TariffConfig
 
-from .base import Name, StrictModel
+from .base import DAY_S, Name, Seconds, StrictModel
 
 __all__ = ["BrokerConfig", "Device", "SiteConfig", "SiteInfo", "SummaryConfig"]
 
@@ -84,8 +83,8 @@ class BrokerConfig(StrictModel):
     protocol: Literal["3.1.1", "5"] = "3.1.1"
     tls: TlsConfig | None = None
     """Set to connect with TLS (port 8883 by convention)."""
-    reconnect_initial_s: PositiveFloat = 1.0
-    reconnect_max_s: PositiveFloat = 60.0
+    reconnect_initial_s: Seconds = 1.0
+    reconnect_max_s: Seconds = 60.0
 
     @field_validator("username", "password", "client_id", mode="before")
     @classmethod
@@ -115,8 +114,9 @@ class OutboxConfig(StrictModel):
 
     path: Path = Path("state/outbox.sqlite")
     """Relative to the working directory (the systemd unit's state directory)."""
-    max_messages: int = Field(default=100_000, ge=10)
-    max_age_s: PositiveFloat = 30 * 86400
+    max_messages: int = Field(default=100_000, ge=10, le=10_000_000)
+    max_age_s: float = Field(default=30 * DAY_S, gt=0, le=366 * DAY_S)
+    """Summaries older than this are dropped unsent; at most a year (366 days)."""
     fsync: Literal["normal", "full"] = "normal"
 
 

@@ -76,14 +76,24 @@ class ModbusSimulator:
         framing: str = "mbap",
         serial_port: str | None = None,
         baudrate: int = 9600,
+        gateway: bool = False,
     ) -> None:
+        """`gateway`: answer a request for a unit not behind it with exception 0x0B (gateway
+        target failed to respond), as a Modbus gateway does; a device itself (the default)
+        stays silent, as a real SDM630 does for another unit id."""
         self._units = {u.unit_id: u for u in units}
+        self._gateway = gateway
+        self._refuse_next: dict[int, bool] = {}
+        """Unit -> its request now in hand is malformed: do not act on it."""
+        self._refusals: dict[tuple[int, int], bytes] = {}
+        """(transaction id, unit) -> the exception frame a malformed request gets instead."""
         self._host, self._port = host, port
         self._framing = framing
         self._serial_port, self._baudrate = serial_port, baudrate
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._stopping = asyncio.Event()
         self._answer_sent = asyncio.Event()
+        self._request_seen = asyncio.Event()
         self.requests = 0
         self.answers = 0
 
@@ -99,6 +109,10 @@ class ModbusSimulator:
 
     async def __aenter__(self) -> Self:
         devices = [self._device(unit) for unit in self._units.values()]
+        if 0 not in self._units:
+            # pymodbus hands a request for an unknown unit to unit 0 (and answers exception
+            # 04 when there is none): unit 0 is where to be silent, or answer as a gateway.
+            devices.append(self._nobody())
         self._stopping.clear()
         if self._serial_port is not None:
             self._server = ModbusSerialServer(
@@ -140,6 +154,29 @@ class ModbusSimulator:
             await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
 
+    def _nobody(self) -> SimDevice:
+        async def action(  # noqa: PLR0917 - pymodbus's SimAction signature
+            function_code: int,
+            start: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            set_values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
+            self.requests += 1
+            self._request_seen.set()
+            return ExcCodes.GATEWAY_NO_RESPONSE  # a device's own silence is made in _trace
+
+        blocks = tuple(  # every address, so that every request reaches the action
+            [
+                SimData(0, count=4096, values=False, datatype=SimType.BITS)
+                if t.is_bits
+                else SimData(0, count=65536, values=0, datatype=SimType.REGISTERS)
+            ]
+            for t in (Table.COIL, Table.DISCRETE_INPUT, Table.HOLDING, Table.INPUT)
+        )
+        return SimDevice(0, simdata=blocks, action=action)  # type: ignore[arg-type]
+
     def _device(self, unit: SimulatedUnit) -> SimDevice:
         sizes = dict.fromkeys(Table, 1)
         for point in unit.points.values():
@@ -164,7 +201,10 @@ class ModbusSimulator:
             set_values: list[int] | list[bool] | None,
         ) -> ExcCodes | None:
             self.requests += 1
+            self._request_seen.set()
             unit.requests += 1
+            if self._refuse_next.pop(unit.unit_id, False):
+                return None  # malformed: refused as it goes out, and nothing is applied
             fault = unit.fault
             if fault is not None:
                 if fault.kind == "no_answer":
@@ -187,6 +227,12 @@ class ModbusSimulator:
 
         return SimDevice(unit.unit_id, simdata=blocks, action=action)  # type: ignore[arg-type]
 
+    async def requested(self, count: int) -> None:
+        """Return once the server has taken `count` requests in all (answered or not)."""
+        while self.requests < count:
+            self._request_seen.clear()
+            await self._request_seen.wait()
+
     async def answered(self, count: int) -> None:
         """Return once the server has sent `count` answers in all (late ones included)."""
         while self.answers < count:
@@ -194,10 +240,20 @@ class ModbusSimulator:
             await self._answer_sent.wait()
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
-        """Count answers, and mangle those of units with a `corrupt` fault."""
+        """Count answers, answer malformed requests as a device does, and mangle the
+        answers of units with a `corrupt` fault."""
+        mbap = self._framing == "mbap" and self._serial_port is None
+        if mbap and not sending:
+            self._check_request(data)
+        if sending and mbap and not self._gateway and len(data) >= 7 and data[6] not in self._units:
+            return b""  # no device with that unit id: nobody answers
         if sending:
             self.answers += 1
             self._answer_sent.set()
+            if mbap and len(data) >= 8:
+                refusal = self._refusals.pop((int.from_bytes(data[0:2], "big"), data[6]), None)
+                if refusal is not None:
+                    return refusal
         if not sending or len(data) < 4:
             return data
         unit_id = data[6] if self._framing == "mbap" and self._serial_port is None else data[0]
@@ -210,6 +266,29 @@ class ModbusSimulator:
         if self._framing == "mbap" and self._serial_port is None:
             mangled[7] = 0x2B  # a function code the client did not ask for
         return bytes(mangled)
+
+    def _check_request(self, data: bytes) -> None:
+        """A request the Modbus spec says to refuse with exception 03 (illegal data value):
+        a quantity outside the function's range, an FC05 value other than 0xFF00 or 0x0000.
+        pymodbus answers the first with a malformed exception (function 0x80, code 01) and
+        takes any FC05 value as on, echoing 0xFF00; a real device echoes nothing it did not
+        take. The answer is replaced when it goes out (by transaction id and unit)."""
+        if len(data) < 12:
+            return
+        transaction, unit, function = int.from_bytes(data[0:2], "big"), data[6], data[7]
+        if unit not in self._units:
+            return
+        word = int.from_bytes(data[10:12], "big")
+        limits = {1: 2000, 2: 2000, 3: 125, 4: 125, 15: 1968, 16: 123}
+        bad = (function in limits and not 1 <= word <= limits[function]) or (
+            function == 5 and word not in (0xFF00, 0x0000)
+        )
+        if bad:
+            pdu = bytes([function | 0x80, int(ExcCodes.ILLEGAL_VALUE)])
+            head = transaction.to_bytes(2, "big") + b"\x00\x00" + (len(pdu) + 1).to_bytes(2, "big")
+            self._refusals[(transaction, unit)] = head + bytes([unit]) + pdu
+            # pymodbus refuses a bad quantity before any action; an FC05 it would apply.
+            self._refuse_next[unit] = function == 5
 
     @staticmethod
     def _mapped(unit: SimulatedUnit, table: Table, address: int, count: int) -> bool:

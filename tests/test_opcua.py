@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
 import pytest
+from asyncua import Client
 
 from drivers.base import DeviceUnavailable, WriteRefused
 from drivers.opcua.config import OpcUaDevice
@@ -278,3 +280,39 @@ async def test_points_by_browse_path_and_a_wrong_path_marks_only_that_point(
     assert readings["typo_by_path"].quality is Quality.BAD
     assert "browse path not found" in (readings["typo_by_path"].error or "")
     assert readings["state"].quality is Quality.GOOD
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def test_python_m_simulators_opcua_serves_one_catalogue_machine(tmp_path: Path) -> None:
+    """`python -m simulators opcua MODEL`: a machine to point `edge-agent run` at."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "simulators",
+        "opcua",
+        "process-chiller",
+        "--port",
+        str(port),
+        "--pki",
+        str(tmp_path / "pki"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(30):
+            line = (await process.stdout.readline()).decode()
+            while "simulator: OPC UA on" not in line:
+                assert line, "the simulator exited"
+                line = (await process.stdout.readline()).decode()
+        assert f"opc.tcp://127.0.0.1:{port}" in line
+        enable = load_opcua_model("process-chiller").points["enable"].node_id
+        async with Client(f"opc.tcp://127.0.0.1:{port}/park/") as client:
+            assert await client.get_node(enable).read_value() is True
+    finally:
+        process.terminate()
+        await process.wait()

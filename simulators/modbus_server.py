@@ -64,6 +64,19 @@ class SimulatedUnit:
     requests: int = 0
 
 
+def _blocks(sizes: Mapping[Table, int]) -> tuple[list[SimData], ...]:
+    """pymodbus's data blocks for tables of `sizes` addresses, in its table order. Coils and
+    discrete inputs are packed 16 to a register, bit 0 first."""
+    return tuple(
+        [
+            SimData(0, count=-(-sizes[t] // 16), values=False, datatype=SimType.BITS)
+            if t.is_bits
+            else SimData(0, count=sizes[t], values=0, datatype=SimType.REGISTERS)
+        ]
+        for t in (Table.COIL, Table.DISCRETE_INPUT, Table.HOLDING, Table.INPUT)
+    )
+
+
 class ModbusSimulator:
     """`async with ModbusSimulator([...]) as sim:` serves on `sim.port` until the block ends."""
 
@@ -167,30 +180,15 @@ class ModbusSimulator:
             self._request_seen.set()
             return ExcCodes.GATEWAY_NO_RESPONSE  # a device's own silence is made in _trace
 
-        blocks = tuple(  # every address, so that every request reaches the action
-            [
-                SimData(0, count=4096, values=False, datatype=SimType.BITS)
-                if t.is_bits
-                else SimData(0, count=65536, values=0, datatype=SimType.REGISTERS)
-            ]
-            for t in (Table.COIL, Table.DISCRETE_INPUT, Table.HOLDING, Table.INPUT)
-        )
-        return SimDevice(0, simdata=blocks, action=action)  # type: ignore[arg-type]
+        every = dict.fromkeys(Table, 65536)  # every address: every request reaches the action
+        return SimDevice(0, simdata=_blocks(every), action=action)  # type: ignore[arg-type]
 
     def _device(self, unit: SimulatedUnit) -> SimDevice:
         sizes = dict.fromkeys(Table, 1)
         for point in unit.points.values():
             width = 1 if point.table.is_bits else point.type.registers
             sizes[point.table] = max(sizes[point.table], point.address + width)
-        # Coils and discrete inputs are packed 16 to a register, bit 0 first.
-        blocks = tuple(
-            [
-                SimData(0, count=-(-sizes[t] // 16), values=False, datatype=SimType.BITS)
-                if t.is_bits
-                else SimData(0, count=sizes[t], values=0, datatype=SimType.REGISTERS)
-            ]
-            for t in (Table.COIL, Table.DISCRETE_INPUT, Table.HOLDING, Table.INPUT)
-        )
+        blocks = _blocks(sizes)
 
         async def action(  # noqa: PLR0917 - pymodbus's SimAction signature
             function_code: int,

@@ -31,6 +31,7 @@ from edge_agent.clock import Clock
 from edge_agent.config.schema import SiteConfig
 
 from .command_store import CommandStore, Stored
+from .payloads import schema_required
 
 __all__ = ["Command", "CommandResponse", "Commands", "ControlInputs"]
 
@@ -98,7 +99,7 @@ _COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command)
 
 
 class CommandResponse(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=schema_required)
 
     schema_: Literal["edge-agent/command-response/1"] = Field(
         default="edge-agent/command-response/1", alias="schema"

@@ -89,7 +89,7 @@ class MqttPublisher:
         """Set while connected, with the command topics subscribed."""
         self._stopping = asyncio.Event()
 
-    def _status(self, state: Literal["online", "offline"], at: datetime) -> bytes:
+    def _status(self, state: Literal["online", "offline"], at: datetime | None) -> bytes:
         status = Status(
             state=state,
             park=self._site.park,
@@ -125,7 +125,7 @@ class MqttPublisher:
             password=password,
             keepalive=self._broker.keepalive_s,
             will=aiomqtt.Will(
-                self._topics.status, self._status("offline", self._clock.now()), qos=1, retain=True
+                self._topics.status, self._status("offline", None), qos=1, retain=True
             ),
             timeout=10,
             max_inflight_messages=_BATCH,

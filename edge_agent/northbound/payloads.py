@@ -7,7 +7,7 @@ version. Field names carry their units.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,12 +23,28 @@ __all__ = [
 ]
 
 
+def schema_required(schema: dict[str, Any]) -> None:
+    """`schema` names the payload's kind and version: a consumer must find it in every
+    payload, so the published JSON Schema requires it (the model fills it in by default)."""
+    if "schema" in schema.get("properties", {}):
+        required = schema.setdefault("required", [])
+        if "schema" not in required:
+            required.insert(0, "schema")
+
+
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+        json_schema_extra=schema_required,
+    )
 
 
 class LatestValue(_Payload):
-    value: float | bool | None
+    value: bool | int | float | None
+    """As the device gave it: an int64 or uint64 counter stays a JSON integer (a float would
+    lose its last digits above 2^53), a float a float, a boolean a boolean."""
     quality: Literal["good", "bad", "stale"]
     at: datetime
 
@@ -202,4 +218,6 @@ class Status(_Payload):
     park: str
     site: str
     agent_version: str
-    at: datetime
+    at: datetime | None
+    """When the state was said; None in the Last Will, which the broker sends when the agent
+    vanished, at a moment nobody stamped (the connect time would be a lie)."""

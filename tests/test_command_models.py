@@ -367,3 +367,20 @@ async def test_a_demand_response_request_waits_for_the_first_meter_reading() -> 
         await clock.advance(METER_WAIT_S)
         assert (await second) is not None
     assert assessed[-1] == NOW + timedelta(seconds=5 + METER_WAIT_S)
+
+
+def test_a_retained_command_accepted_before_a_restart_is_not_answered_again(
+    tmp_path: Path,
+) -> None:
+    """After a restart the broker hands the retained command over again: it is in force
+    (restored from the store) and was answered once, when it was accepted."""
+    store = CommandStore(tmp_path / "commands.json")
+    before = Commands(site(), store)
+    body = json.dumps(dr()).encode()
+    first = before.handle(body, NOW, "demand_response", retained=True)
+    assert first is not None
+    assert first.status == "accepted"
+    after = Commands(site(), store)
+    after.restore(NOW + timedelta(seconds=5))
+    assert after.handle(body, NOW + timedelta(seconds=6), "demand_response", retained=True) is None
+    assert set(after.inputs.demand_response) == {"dr-1"}

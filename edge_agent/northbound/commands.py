@@ -170,13 +170,20 @@ class Commands:
         self._save(now)
 
     async def answer(
-        self, payload: bytes, clock: Clock, topic_type: str | None = None
+        self,
+        payload: bytes,
+        clock: Clock,
+        topic_type: str | None = None,
+        *,
+        retained: bool = False,
     ) -> CommandResponse | None:
         """`handle`, once the site's demand is known if the command is a demand response
         (within METER_WAIT_S; after that it is assessed on what is known, and says so)."""
         known = self.meter_known
-        if known is not None and not known.is_set() and _loose(payload).get("type") == (
-            "demand_response"
+        if (
+            known is not None
+            and not known.is_set()
+            and _loose(payload).get("type") == ("demand_response")
         ):
             async with asyncio.TaskGroup() as group:
                 meter = group.create_task(known.wait())
@@ -190,15 +197,21 @@ class Commands:
                     "assessed without it",
                     METER_WAIT_S,
                 )
-        return self.handle(payload, clock.now(), topic_type)
+        return self.handle(payload, clock.now(), topic_type, retained=retained)
 
     def handle(
-        self, payload: bytes, now: datetime, topic_type: str | None = None
+        self,
+        payload: bytes,
+        now: datetime,
+        topic_type: str | None = None,
+        *,
+        retained: bool = False,
     ) -> CommandResponse | None:
-        """Validate and apply; the response to publish, or None for another site's command.
-        `topic_type` is the last level of the topic it came on (`commands/<type>`), which
-        must be the payload's type: a gateway's ACL may grant one command topic and not
-        another, so a payload must not act as a type its topic does not carry."""
+        """Validate and apply; the response to publish, or None for another site's command
+        (or a retained one accepted already). `topic_type` is the last level of the topic
+        it came on (`commands/<type>`), which must be the payload's type: a gateway's ACL
+        may grant one command topic and not another, so a payload must not act as a type
+        its topic does not carry."""
         try:
             command = _COMMAND.validate_json(payload)
         except ValidationError as exc:
@@ -221,7 +234,14 @@ class Commands:
                 return self._reject(
                     command.id, f"id {command.id!r} was already used for another command", now
                 )
-            # A retained or repeated command: answered again, never applied twice.
+            if retained:
+                # The broker hands a retained command to every new subscription: this one
+                # was answered when it was accepted, before the restart.
+                log.info(
+                    "command %s (retained) is in force already: not answered again", command.id
+                )
+                return None
+            # A repeated command: answered again, never applied twice.
             log.info("command %s repeated: answered again, not applied again", command.id)
             first = known[1]
             again = f"already accepted at {first.at.isoformat()}; not applied again"

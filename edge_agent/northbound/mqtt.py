@@ -211,7 +211,9 @@ class MqttPublisher:
         assert self._commands is not None
         async for message in client.messages:
             topic_type = message.topic.value.rsplit("/", 1)[-1]
-            response = await self._commands.answer(bytes(message.payload), self._clock, topic_type)
+            response = await self._commands.answer(
+                bytes(message.payload), self._clock, topic_type, retained=message.retain
+            )
             if response is not None:
                 await client.publish(
                     self._topics.command_responses, response.model_dump_json(by_alias=True), qos=1

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import signal
 import sqlite3
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,53 @@ async def test_sigkill_loses_nothing_and_numbers_continue(
     assert partial["gap_start"] == received[kept - 1]["interval_end"]
     assert partial["gap_energy_import_kwh"] is not None
     assert whole["energy_import_kwh"] is not None
+
+
+async def until_logged(process: asyncio.subprocess.Process, words: bytes) -> bytes:
+    """The process's next log line holding `words` (its stdout)."""
+    assert process.stdout is not None
+    async with asyncio.timeout(30):
+        while True:
+            line = await process.stdout.readline()
+            assert line, f"the agent exited before logging {words!r}"
+            if words in line:
+                return line
+
+
+async def test_a_demand_response_accepted_before_a_sigkill_is_in_force_after_it(
+    tmp_path: Path, meter_server: ModbusSimulator, broker: MosquittoBroker
+) -> None:
+    """The park sends a request (retained, as a park does so that a gateway that was away
+    gets it); the agent accepts it and is killed; the next run has it in force from its own
+    store before any message comes, and the retained copy the broker hands over again is
+    neither applied nor answered a second time."""
+    site = site_file(tmp_path, meter_server.port, broker.port, 1)
+    base = "energy/v1/test-park/press-shop"
+    request = {
+        "type": "demand_response",
+        "id": "dr-kill",
+        "site": "press-shop",
+        "limit_kw": 300,
+        "start": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+        "duration_s": 1800,
+    }
+    async with aiomqtt.Client("127.0.0.1", broker.port) as park:
+        await park.subscribe(f"{base}/command-responses", qos=1)
+        first = await start_agent(site)
+        await until_logged(first, b"summary #1 stored")  # polling, and the broker is up
+        await park.publish(
+            f"{base}/commands/demand_response", json.dumps(request), qos=1, retain=True
+        )
+        [answer] = await receive(park, 1)
+        assert (answer["id"], answer["status"]) == ("dr-kill", "accepted")
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+
+        second = await start_agent(site)
+        try:
+            await until_logged(second, b"command dr-kill accepted at")  # restored, in force
+            await until_logged(second, b"command dr-kill (retained) is in force already")
+        finally:
+            second.terminate()
+            await second.wait()
+        await park.publish(f"{base}/commands/demand_response", b"", qos=1, retain=True)

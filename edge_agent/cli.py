@@ -469,6 +469,8 @@ async def _simulate(args: argparse.Namespace) -> int:
     _print_score(metrics["score"])
     for outcome in metrics["demand_response"]:
         print(_delivered(outcome))
+    for name, forecasts in metrics["forecasts"].items():
+        print(f"forecast error at {name}: " + "; ".join(_error(k, e) for k, e in forecasts.items()))
     print(
         f"{scenario.duration_h:g} simulated hour{'s' if scenario.duration_h != 1 else ''} "
         f"in {wall:.0f} s "
@@ -479,6 +481,18 @@ async def _simulate(args: argparse.Namespace) -> int:
         print("A run beat the perfect-hindsight bound:", *problems, sep="\n  ", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _error(kind: str, error: dict[str, Any]) -> str:
+    """`base_load MAE 12.3 kW (4.1 % of 300 kW) one slot ahead, 15.2 kW over the horizon`."""
+    what = kind.replace("_", " ")
+    if error["mae_kw"] is None:
+        return f"{what} not scored yet"
+    mean = error["mean_kw"] or 0.0
+    share = f" ({error['mae_kw'] / mean:.1%} of {mean:,.0f} kW)" if mean > 0 else ""
+    horizon = error["horizon_mae_kw"]
+    ahead = f", {horizon:,.1f} kW over the plan's horizon" if horizon is not None else ""
+    return f"{what} MAE {error['mae_kw']:,.1f} kW{share} one slot ahead{ahead}"
 
 
 def _print_score(score: dict[str, Any]) -> None:

@@ -407,6 +407,7 @@ async def simulate(
         if name != "park" and (problems := check_bound(per))
     }
     metrics["demand_response"] = demand_response_outcomes(scenario, runs)
+    metrics["forecasts"] = forecast_errors(main)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     for factory in scenario.factories:
         series = window_series(scenario, factory, runs, metrics["score"][factory.name])
@@ -449,6 +450,16 @@ def _bound_demand(score: dict[str, Any]) -> list[float] | None:
     """The bound's demand per window (kW), when its result says it."""
     demand = (score.get("hindsight") or {}).get("demand_kw")
     return [float(kw) for kw in demand] if isinstance(demand, list) else None
+
+
+def forecast_errors(run: Run) -> dict[str, dict[str, Any]]:
+    """Per factory whose agent plans: each forecast's error over the day (base load, PV),
+    one slot ahead and over the plan's whole horizon, from the agent's own record."""
+    return {
+        name: dict(agent.controller.scheduler.forecasts())
+        for name, agent in run.agents.items()
+        if agent.controller is not None and agent.controller.scheduler.deferrable
+    }
 
 
 def demand_response_outcomes(scenario: Scenario, runs: dict[str, Run]) -> list[dict[str, Any]]:

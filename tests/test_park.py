@@ -33,6 +33,11 @@ async def test_the_same_scenario_and_seed_give_the_same_metrics(tmp_path: Path) 
         assert factory["summaries"] == 6 * (
             1 + len(next(f for f in scenario.factories if f.name == name).machines)
         ), name
+    # Each planning agent's forecasts are scored on what it then measured.
+    base = first["forecasts"]["press-shop"]["base_load"]
+    assert base["slots"] >= 1
+    assert base["mae_kw"] is not None
+    assert "pv" in first["forecasts"]["press-shop"]  # its rooftop PV
     report = (tmp_path / "first" / "report.html").read_text()
     assert "<svg" in report
     assert "press-shop" in report

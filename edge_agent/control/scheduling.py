@@ -286,11 +286,12 @@ class Scheduler:
             self.pv_forecast.observe(now, generated)
 
     def forecasts(self) -> dict[str, ErrorSummary]:
-        """Each forecast's error so far (kW), for the site summary and a bench's score."""
-        return {
-            "base_load": self.base_forecast.error.summary(),
-            "pv": self.pv_forecast.error.summary(),
-        }
+        """Each forecast's error so far (kW), for the site summary and a bench's score; PV's
+        only where the site measures generation."""
+        errors = {"base_load": self.base_forecast.error.summary()}
+        if self._generation:
+            errors["pv"] = self.pv_forecast.error.summary()
+        return errors
 
     @property
     def plan_slot(self) -> datetime | None:

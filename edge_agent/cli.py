@@ -29,7 +29,7 @@ from .config.catalogue import BUILTIN_CATALOGUE
 from .config.loader import ConfigError, load_site
 from .config.schema import SiteConfig
 from .model import count
-from .ops.logs import setup_logging
+from .ops.logs import end_folds, setup_logging
 
 __all__ = ["main"]
 
@@ -222,6 +222,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format)
+    try:
+        return _command(args)
+    finally:
+        end_folds()
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         match args.command:
             case "check":

@@ -174,3 +174,40 @@ def test_the_site_comes_from_the_agents_context() -> None:
         assert getattr(named, "site", None) == "press-shop"
     finally:
         current_site.reset(token)
+
+
+def test_a_fold_always_ends_with_its_count() -> None:
+    """A burst then silence: the count comes when the log moves on after the window, and at
+    a stop (`flush`) for a window still open; nothing folded is left unsaid."""
+    now = [0.0]
+    folds = RepeatFilter(60, monotonic=lambda: now[0])
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    keep = Keep()
+    keep.addFilter(folds)
+    logger = logging.getLogger("edge_agent.test_folds")
+    logger.addHandler(keep)
+    logger.propagate = False
+    try:
+        for _ in range(5):
+            logger.warning("meter-1: no answer within 1 s")
+            now[0] += 1
+        now[0] = 100.0
+        logger.warning("compressor-2: unit 4 refused the write")
+        assert lines == [
+            "meter-1: no answer within 1 s",
+            "meter-1: no answer within 1 s (and 4 more like it in 60 s; none since)",
+            "compressor-2: unit 4 refused the write",
+        ]
+        logger.warning("compressor-2: unit 4 refused the write")
+        folds.flush()
+        assert lines[-1] == (
+            "compressor-2: unit 4 refused the write (and 1 more like it in 60 s; none since)"
+        )
+    finally:
+        logger.removeHandler(keep)
+        logger.propagate = True

@@ -33,6 +33,7 @@ __all__ = [
     "RepeatFilter",
     "TextFormatter",
     "current_site",
+    "end_folds",
     "setup_logging",
 ]
 
@@ -101,6 +102,8 @@ class TextFormatter(logging.Formatter):
 @dataclass(slots=True)
 class _Seen:
     since: float
+    record: logging.LogRecord
+    """The record that opened the window: what a fold's end repeats."""
     folded: int = 0
 
 
@@ -130,6 +133,8 @@ class RepeatFilter(logging.Filter):
         self._seen: dict[tuple[str, str, str], _Seen] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "fold_end", False):
+            return True  # the end of a fold, made here: it passes
         if record.levelno < self._level:
             return True
         where = "/".join(str(getattr(record, name, "")) for name in FIELDS)
@@ -148,8 +153,34 @@ class RepeatFilter(logging.Filter):
             )
             record.args = None
         self._forget_old(now)
-        self._seen[key] = _Seen(now)
+        self._seen[key] = _Seen(now, record)
+        self._end_folds(now)
         return True
+
+    def _end_folds(self, now: float) -> None:
+        """Every fold whose window is over says how many it folded, now that the log moves
+        on: a burst followed by silence is not left at its first line."""
+        for seen in self._seen.values():
+            if seen.folded and now - seen.since >= self.window_s:
+                self._say_end(seen)
+
+    def flush(self) -> None:
+        """Say every fold's count now, its window over or not: at a stop."""
+        for seen in self._seen.values():
+            if seen.folded:
+                self._say_end(seen)
+
+    def _say_end(self, seen: _Seen) -> None:
+        first = seen.record
+        end = logging.makeLogRecord(first.__dict__)
+        end.msg = (
+            f"{first.getMessage()} (and {seen.folded} more like it in "
+            f"{self.window_s:g} s; none since)"
+        )
+        end.args = None
+        end.fold_end = True
+        seen.folded = 0
+        logging.getLogger(first.name).handle(end)
 
     def _forget_old(self, now: float) -> None:
         """Bound the memory: past `max_keys`, keys whose window is over (and whose folded
@@ -184,9 +215,19 @@ def setup_logging(
     handler.edge_agent_handler = True  # type: ignore[attr-defined]
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
-    handler.addFilter(RepeatFilter(repeat_window_s))
+    folds = RepeatFilter(repeat_window_s)
+    handler.addFilter(folds)
+    handler.edge_agent_folds = folds  # type: ignore[attr-defined]
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     return handler
+
+
+def end_folds() -> None:
+    """At exit: every fold still open says its count (the handler `setup_logging` made)."""
+    for handler in logging.getLogger().handlers:
+        folds = getattr(handler, "edge_agent_folds", None)
+        if isinstance(folds, RepeatFilter):
+            folds.flush()

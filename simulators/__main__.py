@@ -78,7 +78,10 @@ def main() -> None:
     opcua.add_argument("model", choices=sorted(PHYSICS), help="the catalogue model")
     opcua.add_argument("--port", type=int, default=4841)
     opcua.add_argument(
-        "--pki", type=Path, default=Path("sim-pki"), help="where the server's certificate goes"
+        "--pki",
+        type=Path,
+        default=Path("state/sim-pki"),
+        help="where the server's certificate goes (default state/sim-pki)",
     )
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):

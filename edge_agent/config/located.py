@@ -397,8 +397,8 @@ class _BoundedComposer(Composer):
         if self._written <= MAX_VALUES:
             problem = (
                 f"aliases expand the document to more than {MAX_VALUES:,} values (each use of "
-                f"an alias repeats its anchor, and aliases of aliases multiply; the file itself "
-                f"writes {self._written:,} of them up to here); refused"
+                f"an alias repeats its anchor, and aliases of aliases multiply; the file "
+                f"writes {self._written:,} values itself up to here); refused"
             )
         else:
             problem = f"the document has more than {MAX_VALUES:,} values; refused"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,7 +100,7 @@ def make(config: SiteConfig) -> tuple[Scheduler, dict[str, LoadState]]:
     return scheduler, states
 
 
-def test_a_batch_due_tomorrow_is_deferred_out_of_the_peak_with_the_reason() -> None:
+async def test_a_batch_due_tomorrow_is_deferred_out_of_the_peak_with_the_reason() -> None:
     scheduler, _ = make(site())
     now = PEAK
     snap = snapshot(
@@ -108,7 +110,7 @@ def test_a_batch_due_tomorrow_is_deferred_out_of_the_peak_with_the_reason() -> N
         furnace__next_deadline_in_s=20 * 3600,  # 06:00 tomorrow
         furnace__batch_active=False,
     )
-    [action] = scheduler.step(now, snap, 500)
+    [action] = await scheduler.step(now, snap, 500)
     assert (action.load, action.kind, action.on, action.binding) == (
         "furnace",
         "defer",
@@ -121,7 +123,7 @@ def test_a_batch_due_tomorrow_is_deferred_out_of_the_peak_with_the_reason() -> N
     assert action.expected_vnd > 0
 
 
-def test_at_night_the_planned_batch_starts() -> None:
+async def test_at_night_the_planned_batch_starts() -> None:
     scheduler, states = make(site())
     states["furnace"].on, states["furnace"].held_by = False, "plan"
     snap = snapshot(
@@ -131,48 +133,48 @@ def test_at_night_the_planned_batch_starts() -> None:
         furnace__next_deadline_in_s=6 * 3600,
         furnace__batch_active=False,
     )
-    [action] = scheduler.step(NIGHT, snap, 500)
+    [action] = await scheduler.step(NIGHT, snap, 500)
     assert (action.kind, action.on) == ("start", True)
     assert "planned to run now at 1,190 VND/kWh" in action.reason
 
 
-def test_a_running_batch_runs_on_while_the_sequencer_is_held_for_the_plan() -> None:
+async def test_a_running_batch_runs_on_while_the_sequencer_is_held_for_the_plan() -> None:
     """A sequencer left enabled would start the next batch the moment one is released or the
     running one ends, before any plan placed it. Holding it never stops a running batch (the
     device's contract), so the hold is written while the batch runs."""
     scheduler, states = make(site())
     running = snapshot(PEAK, furnace__batch_active=True, furnace__batches_waiting=0)
-    [action] = scheduler.step(PEAK, running, 500)
+    [action] = await scheduler.step(PEAK, running, 500)
     assert (action.kind, action.on) == ("defer", False)
     states["furnace"].on, states["furnace"].held_by = True, None
     empty = snapshot(PEAK, furnace__batch_active=False, furnace__batches_waiting=0)
-    [action] = scheduler.step(PEAK, empty, 500)
+    [action] = await scheduler.step(PEAK, empty, 500)
     assert (action.kind, action.on) == ("defer", False)
     assert "waits for the plan" in action.reason
     states["furnace"].on, states["furnace"].held_by = False, "plan"
-    assert scheduler.step(PEAK, empty, 500) == []  # held: nothing more to do
+    assert await scheduler.step(PEAK, empty, 500) == []  # held: nothing more to do
     unknown = snapshot(PEAK)  # the furnace cannot be read: nothing is decided
     states["furnace"].on, states["furnace"].held_by = True, None
-    assert scheduler.step(PEAK, unknown, 500) == []
+    assert await scheduler.step(PEAK, unknown, 500) == []
 
 
-def test_a_car_leaving_soon_charges_now_one_leaving_tomorrow_waits() -> None:
+async def test_a_car_leaving_soon_charges_now_one_leaving_tomorrow_waits() -> None:
     scheduler, _ = make(site())
     soon = snapshot(
         PEAK, charger__connected=True, charger__energy_needed_kwh=40, charger__departure_in_s=7200
     )
-    assert scheduler.step(PEAK, soon, 500) == []  # on, and planned on now: nothing to change
+    assert await scheduler.step(PEAK, soon, 500) == []  # on, and planned on now: nothing to change
     later = snapshot(
         PEAK,
         charger__connected=True,
         charger__energy_needed_kwh=40,
         charger__departure_in_s=20 * 3600,
     )
-    [action] = scheduler.step(PEAK + timedelta(seconds=1), later, 500)
+    [action] = await scheduler.step(PEAK + timedelta(seconds=1), later, 500)
     assert (action.load, action.kind) == ("charger", "defer")
 
 
-def test_work_the_plan_leaves_unfinished_runs_now_whatever_the_plan_priced() -> None:
+async def test_work_the_plan_leaves_unfinished_runs_now_whatever_the_plan_priced() -> None:
     """A remnant smaller than a slot's energy can look cheaper missed than run over a cost
     cap; a deadline is a process constraint, so the session charges now and says why."""
     scheduler, states = make(site())
@@ -182,7 +184,7 @@ def test_work_the_plan_leaves_unfinished_runs_now_whatever_the_plan_priced() -> 
         charger__energy_needed_kwh=0.3,
         charger__departure_in_s=3600,
     )
-    scheduler.step(PEAK, snap, 500)  # makes the planner
+    await scheduler.step(PEAK, snap, 500)  # makes the planner
     planner = scheduler._planner
     assert planner is not None
     replan = planner.replan
@@ -194,5 +196,40 @@ def test_work_the_plan_leaves_unfinished_runs_now_whatever_the_plan_priced() -> 
 
     planner.replan = missed  # type: ignore[method-assign]
     states["charger"].on, states["charger"].held_by = False, "plan"
-    [action] = scheduler.step(PEAK + timedelta(minutes=15), snap, 500)
+    [action] = await scheduler.step(PEAK + timedelta(minutes=15), snap, 500)
     assert (action.load, action.kind, action.on) == ("charger", "start", True)
+
+
+async def test_the_plan_is_solved_off_the_event_loop_and_applied_once() -> None:
+    """While HiGHS solves, the loop serves the rest of the agent: here a coroutine on the
+    loop is what lets the solve finish, so a solve on the loop would never end."""
+    scheduler, _ = make(site())
+    snap = snapshot(
+        PEAK, charger__connected=True, charger__energy_needed_kwh=20, charger__departure_in_s=7200
+    )
+    await scheduler.step(PEAK, snap, 500)  # makes the planner
+    planner = scheduler._planner
+    assert planner is not None
+    replan = planner.replan
+    loop_ran = threading.Event()
+    solves: list[object] = []
+
+    def solve(problem: Any, shift: int = 0) -> Any:
+        assert loop_ran.wait(timeout=10), "the event loop did not run during the solve"
+        plan = replan(problem, shift=shift)
+        solves.append(plan)
+        return plan
+
+    async def meanwhile() -> None:
+        loop_ran.set()
+
+    planner.replan = solve  # type: ignore[method-assign]
+    later = snapshot(
+        PEAK, charger__connected=True, charger__energy_needed_kwh=35, charger__departure_in_s=7200
+    )
+    async with asyncio.TaskGroup() as group:
+        step = group.create_task(scheduler.step(PEAK + timedelta(minutes=15), later, 500))
+        group.create_task(meanwhile())
+    assert len(solves) == 1
+    assert scheduler.plan is solves[0]
+    assert step.result() is not None

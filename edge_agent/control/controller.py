@@ -166,7 +166,7 @@ class Controller:
         _, price = price_at(self.site.tariff, now, self.site.site.timezone)
         self._track_peak(now, projection)
         self.scheduler.meter_kw = power
-        decided = self.scheduler.step(
+        decided = await self.scheduler.step(
             now,
             snapshot,
             self.limit_kw,

@@ -9,6 +9,7 @@ boundary, and when the work waiting changes (a new batch, a car plugged in).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import math
@@ -93,7 +94,7 @@ class Scheduler:
         self._waiting: dict[str, datetime] = {}
         """Loads whose planned start waits for the window, by the slot it was logged in."""
 
-    def step(
+    async def step(
         self,
         now: datetime,
         snapshot: Mapping[PointId, Reading],
@@ -141,7 +142,7 @@ class Scheduler:
             for w in jobs
         )
         if self._plan_slot != slot or signature != self._signature:
-            self._replan(slot, work, snapshot, limit_kw)
+            await self._replan(slot, work, snapshot, limit_kw)
             self._signature = signature
         return self._follow(now, slot, work)
 
@@ -303,7 +304,7 @@ class Scheduler:
 
     # Planning ---------------------------------------------------------------------------------
 
-    def _replan(
+    async def _replan(
         self,
         slot: datetime,
         work: Mapping[str, list[DeferrableLoad]],
@@ -348,7 +349,11 @@ class Scheduler:
         if self._plan_slot is not None:
             shift = max(0, round((slot - self._plan_slot).total_seconds() / slot_s))
         assert self._planner is not None
-        self.plan = self._planner.replan(problem, shift=shift)
+        # HiGHS takes up to its time budget (more on a gateway's slower core): in a thread,
+        # so that the pollers, the limiter's next cycle and the publisher go on meanwhile.
+        # This cycle waits for the plan and applies it once; a simulated clock waits too
+        # (the cycle has not parked), so a simulated day still repeats exactly.
+        self.plan = await asyncio.to_thread(self._planner.replan, problem, shift=shift)
         self.jobs = loads
         self._plan_slot = slot
         if loads:

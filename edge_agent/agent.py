@@ -44,6 +44,7 @@ from .northbound.sqlite_outbox import SqliteOutbox
 from .ops.http import OpsServer
 from .ops.labels import where_devices_are
 from .ops.logs import current_site
+from .ops.loop_lag import LoopLag
 from .ops.metrics import AgentMetrics, LineStats
 from .polling import DevicePolicy, Poller
 from .process_image import ProcessImage
@@ -417,6 +418,9 @@ class Agent:
             publisher = (
                 group.create_task(self.publisher.run(), name="publisher") if self.publish else None
             )
+            lag = LoopLag()
+            self.metrics.loop_lag = lag
+            ticking = group.create_task(lag.run(), name="loop lag")
             reloads = group.create_task(self._reloads(), name="reload")
             self.started.set()
             await stop.wait()
@@ -440,6 +444,7 @@ class Agent:
                 await self._drain(publisher)
             if serving is not None:
                 serving.cancel()
+            ticking.cancel()
         self._group = None
 
     async def _drain(self, publisher: asyncio.Task[None]) -> None:

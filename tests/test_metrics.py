@@ -141,6 +141,8 @@ def _check_figures(second: Samples, clock: SimClock) -> None:
     inf = value(second, "edge_agent_device_round_trip_seconds_bucket", device="live", le="+Inf")
     assert inf == answered
     assert value(second, "edge_agent_outbox_depth") >= 0
+    lag = "edge_agent_event_loop_lag_seconds"
+    assert value(second, f"{lag}_bucket", le="+Inf") == value(second, f"{lag}_count")
     assert value(second, "process_resident_memory_bytes") > 10_000_000
     assert value(second, "process_cpu_seconds_total") > 0
     assert value(second, "edge_agent_health_status", status="degraded") == 1

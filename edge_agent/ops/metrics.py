@@ -24,6 +24,7 @@ from edge_agent.polling import ERROR_KINDS, PollerStats
 from .exposition import Family, render
 from .health import DeviceHealth, Health, assess
 from .labels import DeviceWhere, where_devices_are
+from .loop_lag import LoopLag
 
 __all__ = ["AgentMetrics", "LineStats", "process_figures"]
 
@@ -71,6 +72,8 @@ class AgentMetrics:
         self.started: datetime = clock.now()
         """When the agent started polling; a device never read is counted silent from here."""
         self._started_unix = time.time()
+        self.loop_lag: LoopLag | None = None
+        """The event loop's lag, once the agent runs its ticker."""
 
     def follow(self, config: SiteConfig, lines: Sequence[LineStats]) -> None:
         """The pollers after a reload: scrapes show the new device set from now on."""
@@ -125,12 +128,29 @@ class AgentMetrics:
         site = {"site": self._config.site.name}
         families = [
             *self._agent_families(site),
+            *self._loop_families(site),
             *self._device_families(site),
             *self._line_families(site),
             *self._northbound_families(site),
             *self._process_families(),
         ]
         return render(families)
+
+    def _loop_families(self, site: dict[str, str]) -> list[Family]:
+        if self.loop_lag is None:
+            return []
+        lag = Family(
+            "edge_agent_event_loop_lag_seconds",
+            "histogram",
+            "How late the event loop woke a ticker due every 0.25 s: what a blocking step costs "
+            "every poll and control cycle.",
+        )
+        histogram = self.loop_lag.histogram
+        for bound, n in histogram.cumulative():
+            lag.add({**site, "le": _le(bound)}, n, suffix="_bucket")
+        lag.add(site, histogram.total, suffix="_sum")
+        lag.add(site, histogram.count, suffix="_count")
+        return [lag]
 
     def _agent_families(self, site: dict[str, str]) -> list[Family]:
         info = Family("edge_agent_info", "gauge", "The agent's version and site; always 1.")

@@ -29,10 +29,11 @@ class LoopLag:
         self,
         *,
         interval_s: float = 0.25,
-        warn_s: float = 0.1,
+        warn_s: float | None = 0.1,
         monotonic: Callable[[], float] | None = None,
     ) -> None:
-        """`monotonic`: the real clock the lag is measured on (the loop's by default)."""
+        """`monotonic`: the real clock the lag is measured on (the loop's by default).
+        `warn_s` None: never log (a simulated day keeps its loop busy on purpose)."""
         self.interval_s = interval_s
         self.warn_s = warn_s
         self._monotonic = monotonic
@@ -45,12 +46,13 @@ class LoopLag:
         lag_s = max(0.0, lag_s)
         self.histogram.observe(lag_s)
         self.max_s = max(self.max_s, lag_s)
-        if lag_s > self.warn_s:
+        if self.warn_s is not None and lag_s > self.warn_s:
             log.warning(
                 "the event loop ran %.0f ms late (more than %.0f ms): something held it, "
                 "and every poll and control cycle waited",
                 lag_s * 1000,
                 self.warn_s * 1000,
+                extra={"fold_as": "the event loop ran late"},
             )
 
     async def run(self) -> None:

@@ -120,6 +120,7 @@ class Agent:
             max_age_s=settings.max_age_s,
             fsync=settings.fsync,
         )
+        self.outbox.clock = clock  # one clock: a message's age and its historical mark
         self.image = ProcessImage(_stale_ages(self.config.devices))
         self._where = where_devices_are(self.config)
         self._polling = {key: self._build(unit) for key, unit in units_of(self.config).items()}

@@ -20,6 +20,7 @@ import pytest
 from edge_agent.agent import Agent
 from edge_agent.clock import SimClock
 from edge_agent.config.loader import load_site
+from edge_agent.northbound.sqlite_outbox import SqliteOutbox
 from edge_agent.summariser import NOT_RUNNING
 from simulators.broker import MosquittoBroker
 from simulators.modbus_server import ModbusSimulator
@@ -270,3 +271,17 @@ async def test_a_demand_response_accepted_before_a_sigkill_is_in_force_after_it(
             second.terminate()
             await second.wait()
         await park.publish(f"{base}/commands/demand_response", b"", qos=1, retain=True)
+
+
+async def test_the_outbox_stamps_on_the_agents_clock(tmp_path: Path, clock: SimClock) -> None:
+    """One clock: a message's `created` is simulated time in a simulated day, so its age
+    and its historical mark are too."""
+    site = site_file(tmp_path, 1, 1, 10)
+    agent = Agent(load_site(site), clock, publish=False)
+    outbox = agent.outbox
+    assert isinstance(outbox, SqliteOutbox)
+    try:
+        await outbox.put("t", b"x")
+        assert outbox.oldest_created() == clock.now().timestamp()
+    finally:
+        outbox.close()

@@ -148,6 +148,8 @@ class MqttPublisher:
                 async with self._client() as client:
                     self.stats.connected = True
                     self.stats.connects += 1
+                    # Real time on purpose: a connection that a broker drops at once is a
+                    # fact of the network, which a simulated clock standing still would hide.
                     connected_at = time.monotonic()
                     self._backoff.reset()
                     log.info("connected to broker %s:%d", self._broker.host, self._broker.port)
@@ -192,7 +194,7 @@ class MqttPublisher:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Drain the outbox and, beside it, answer the park's commands, on one connection."""
-        connected_at = time.time()
+        connected_at = self._clock.now().timestamp()  # the outbox stamps on the same clock
         if self._commands is None:
             self.ready.set()
             await self._drain(client, connected_at=connected_at)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+
+from edge_agent.clock import Clock, SystemClock
 
 __all__ = ["MemoryOutbox", "Message", "Outbox", "Payload", "Summarised"]
 
@@ -49,6 +50,10 @@ class Summarised:
 
 
 class Outbox(Protocol):
+    clock: Clock
+    """What stamps a message's `created`: the agent's one clock (the agent sets it), so that
+    a simulated day's outbox ages and historical marks are on simulated time."""
+
     async def put(self, topic: str, payload: bytes) -> None:
         """Store a message; when this returns, the message is the outbox's to keep."""
         ...
@@ -99,7 +104,8 @@ class Outbox(Protocol):
 class MemoryOutbox:
     """Bounded: past `max_messages` the oldest is dropped and counted in `dropped`."""
 
-    def __init__(self, *, max_messages: int = 100_000) -> None:
+    def __init__(self, *, max_messages: int = 100_000, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
         self._messages: OrderedDict[int, Message] = OrderedDict()
         self._ids = itertools.count(1)
         self._max = max_messages
@@ -112,7 +118,7 @@ class MemoryOutbox:
         self._summarised: Summarised | None = None
 
     async def put(self, topic: str, payload: bytes) -> None:
-        message = Message(next(self._ids), topic, payload, time.time())
+        message = Message(next(self._ids), topic, payload, self.clock.now().timestamp())
         self._messages[message.id] = message
         while len(self._messages) > self._max:
             self._messages.popitem(last=False)

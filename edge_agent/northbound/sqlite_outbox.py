@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypeVar
+
+from edge_agent.clock import Clock, SystemClock
 
 from .outbox import Message, Payload, Summarised
 
@@ -60,7 +61,10 @@ class SqliteOutbox:
         max_messages: int = 100_000,
         max_age_s: float = 30 * 86400,
         fsync: Literal["normal", "full"] = "normal",
+        clock: Clock | None = None,
     ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        """Stamps each message's `created` (see `Outbox.clock`)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -104,7 +108,7 @@ class SqliteOutbox:
     # -- the Outbox interface ---------------------------------------------------------
 
     async def put(self, topic: str, payload: bytes) -> None:
-        await self._run(self._put, topic, payload, time.time())
+        await self._run(self._put, topic, payload, self.clock.now().timestamp())
         self._empty.clear()
         self._changed.set()
 
@@ -135,7 +139,9 @@ class SqliteOutbox:
 
     async def take(self, limit: int) -> list[Message]:
         while True:
-            rows = await self._run(self._take, limit, time.time() - self._max_age_s)
+            rows = await self._run(
+                self._take, limit, self.clock.now().timestamp() - self._max_age_s
+            )
             if rows:
                 return rows
             self._changed.clear()
@@ -202,7 +208,11 @@ class SqliteOutbox:
         self, summaries: Sequence[tuple[str, Payload]], *, interval_end: datetime, state: str
     ) -> list[int]:
         seqs = await self._run(
-            self._put_summaries, list(summaries), interval_end.timestamp(), state, time.time()
+            self._put_summaries,
+            list(summaries),
+            interval_end.timestamp(),
+            state,
+            self.clock.now().timestamp(),
         )
         if summaries:
             self._empty.clear()

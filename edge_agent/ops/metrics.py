@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import resource
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,7 +70,6 @@ class AgentMetrics:
         self._actions: dict[tuple[str, str], int] = {}
         self.started: datetime = clock.now()
         """When the agent started polling; a device never read is counted silent from here."""
-        self._started_unix = time.time()
         self.loop_lag: LoopLag | None = None
         """The event loop's lag, once the agent runs its ticker."""
 
@@ -156,7 +154,7 @@ class AgentMetrics:
         info = Family("edge_agent_info", "gauge", "The agent's version and site; always 1.")
         info.add({**site, "park": self._config.site.park, "version": __version__}, 1)
         start = Family("edge_agent_start_time_seconds", "gauge", "Unix time the agent started.")
-        start.add(site, self._started_unix)
+        start.add(site, self.started.timestamp())
         actions = Family(
             "edge_agent_actions_total", "counter", "Actions the agent took, by kind and load."
         )
@@ -256,7 +254,8 @@ class AgentMetrics:
             "Age of the oldest summary waiting; 0 when the outbox is empty.",
         )
         oldest = self._outbox.oldest_created()
-        age.add(site, 0.0 if oldest is None else max(0.0, time.time() - oldest))
+        now = self._clock.now().timestamp()  # the outbox stamps on the agent's clock
+        age.add(site, 0.0 if oldest is None else max(0.0, now - oldest))
         families = [depth, cap, age]
         stats = self._publisher
         if stats is None:

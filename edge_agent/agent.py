@@ -33,7 +33,7 @@ from .backoff import Backoff
 from .changes import ChangeFilter, Deadband
 from .clock import Clock, SystemClock
 from .config.loader import ConfigError, load_site
-from .config.schema import Device, SiteConfig
+from .config.schema import Device, SiteConfig, stale_age_s
 from .control.controller import Controller
 from .model import PointId, Value, count
 from .northbound.command_store import CommandStore
@@ -59,12 +59,11 @@ DRAIN_TIMEOUT_S = 3.0
 
 
 def _stale_ages(devices: list[Device]) -> dict[str, timedelta]:
-    ages = {}
-    for device in devices:
-        for name, point in device.points.items():
-            interval = point.poll_interval_s or device.poll_interval_s
-            ages[f"{device.name}/{name}"] = timedelta(seconds=device.stale_after_s or 3 * interval)
-    return ages
+    return {
+        f"{device.name}/{name}": timedelta(seconds=stale_age_s(device, name))
+        for device in devices
+        for name in device.points
+    }
 
 
 def _deadbands(devices: list[Device]) -> dict[str, Deadband]:

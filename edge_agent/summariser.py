@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from .clock import Clock, next_boundary
-from .config.schema import Device, SiteConfig
+from .config.schema import Device, SiteConfig, stale_age_s
 from .control.controller import ControlReport
 from .energy.tariff import price_at
 from .model import Quality, Reading, count
@@ -497,10 +497,10 @@ def _max_ages(device: Device) -> dict[str, timedelta]:
     """How old a register reading may be to stand for a boundary: the point's stale age, and
     at least two of its poll intervals (one poll missed on the boundary is no gap)."""
     ages: dict[str, timedelta] = {}
-    for point in device.points.values():
+    for name, point in device.points.items():
         if point.role in (_IMPORT, _EXPORT):
             interval = point.poll_interval_s or device.poll_interval_s
-            age = timedelta(seconds=max(device.stale_after_s or 3 * interval, 2 * interval))
+            age = timedelta(seconds=max(stale_age_s(device, name), 2 * interval))
             ages[point.role] = max(age, ages.get(point.role, age))
     return ages
 

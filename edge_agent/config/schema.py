@@ -25,9 +25,17 @@ from edge_agent.energy.tariff import EmissionsConfig, TariffConfig
 
 from .base import DAY_S, Name, Seconds, StrictModel
 
-__all__ = ["BrokerConfig", "Device", "SiteConfig", "SiteInfo", "SummaryConfig"]
+__all__ = ["BrokerConfig", "Device", "SiteConfig", "SiteInfo", "SummaryConfig", "stale_age_s"]
 
 Device = Annotated[ModbusTcpDevice | ModbusLineDevice | OpcUaDevice, Field(discriminator="driver")]
+
+
+def stale_age_s(device: ModbusTcpDevice | ModbusLineDevice | OpcUaDevice, point: str) -> float:
+    """How old a point's reading may be and still be believed: the device's `stale_after_s`,
+    else three of the point's poll intervals. The process image and the summariser both
+    judge readings by it."""
+    interval = device.points[point].poll_interval_s or device.poll_interval_s
+    return device.stale_after_s or 3 * interval
 
 
 class SiteInfo(StrictModel):

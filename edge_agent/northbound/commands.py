@@ -180,11 +180,8 @@ class Commands:
         """`handle`, once the site's demand is known if the command is a demand response
         (within METER_WAIT_S; after that it is assessed on what is known, and says so)."""
         known = self.meter_known
-        if (
-            known is not None
-            and not known.is_set()
-            and _loose(payload).get("type") == ("demand_response")
-        ):
+        demand_response = _loose(payload).get("type") == "demand_response"
+        if known is not None and not known.is_set() and demand_response:
             async with asyncio.TaskGroup() as group:
                 meter = group.create_task(known.wait())
                 timer = group.create_task(clock.sleep(METER_WAIT_S))

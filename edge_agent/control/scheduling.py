@@ -68,6 +68,8 @@ class Scheduler:
         self._generation: list[PointId] = [f"{g.device}/{g.power}" for g in self.control.generation]
         self.plan: Plan | None = None
         self.jobs: tuple[DeferrableLoad, ...] = ()
+        self._prices: tuple[float, ...] = ()
+        """The last plan's prices per slot, and one slot past its horizon."""
         """The jobs the plan was made for."""
         self._plan_slot: datetime | None = None
         self._signature: tuple[object, ...] = ()
@@ -319,7 +321,9 @@ class Scheduler:
         limits = (
             self._limits(slot, slots, slot_s) if self._limits is not None else (limit_kw,) * slots
         )
-        prices = tuple(self._price(slot + timedelta(seconds=i * slot_s)) for i in range(slots))
+        prices = tuple(self._price(slot + timedelta(seconds=i * slot_s)) for i in range(slots + 1))
+        self._prices = prices  # one slot past the horizon: what a wait would move work into
+        prices = prices[:slots]
         base = self.base_forecast.forecast(slot, slots)
         if not any(base):  # nothing observed yet: the load now, less the loads we move
             base = (self._base_kw(snapshot),) * slots
@@ -492,7 +496,7 @@ class Scheduler:
             added = load.power_kw * min(projection.remaining_s, length) / length
             target = self._limit_kw * self.control.target_share
             if projection.projected_kw + added > target:
-                dearer = self._delay_vnd(slot, load)
+                dearer = self._delay_vnd(load)
                 if (
                     not late
                     and dearer <= 0
@@ -524,7 +528,7 @@ class Scheduler:
         why = f"planned to run now at {price:,.0f} VND/kWh" + due
         return self._action(now, state, "start", why, kwh=0.0, vnd=0.0)
 
-    def _delay_vnd(self, slot: datetime, load: DeferrableLoad) -> float:
+    def _delay_vnd(self, load: DeferrableLoad) -> float:
         """What a slot's wait adds to the cost of `load` and of the work chained after it
         as the plan has them: a batch held back at the window's peak pushes its
         sequencer's whole queue later, at worst into the evening's peak tariff, which no
@@ -532,9 +536,8 @@ class Scheduler:
         plan = self.plan
         if plan is None:
             return 0.0
-        step = timedelta(seconds=self.control.plan_slot_s)
         hours = self.control.plan_slot_s / 3600
-        prices = [self._price(slot + i * step) for i in range(self._slots() + 1)]
+        prices = self._prices  # the plan's, from its slot 0, which is `slot`
         chain, names = [], {load.name}
         for job in self.jobs:  # a sequencer's jobs come in its order
             if job.name == load.name or job.after in names:

@@ -342,6 +342,8 @@ def site_config(
             "heartbeat_s": max(interval, 10),
             "write_interval_s": interval,
             "loads": loads,
+            # A classic limiter sheds for the limit alone.
+            "shift_stores": mode == "agent",
             # The rooftop PV's own power: the plan forecasts it, and the base-load profile
             # is learned without it.
             "generation": [{"device": m.name} for m in factory.machines if m.model == "rooftop-pv"],

@@ -376,13 +376,15 @@ _load_states = st.fixed_dictionaries(
     power=st.one_of(st.none(), st.floats(0, 2000)),
     energy=st.floats(0, 200),
     remaining=st.floats(30, 900),
+    fall_s=st.one_of(st.none(), st.floats(1, 7200)),
 )
-def test_limiter_never_breaks_a_rule(
+def test_limiter_never_breaks_a_rule(  # noqa: PLR0917 (hypothesis passes them by name)
     specs: list[tuple[bool, bool, int, bool]],
     raw: list[dict[str, Any]],
     power: float | None,
     energy: float,
     remaining: float,
+    fall_s: float | None,
 ) -> None:
     """Whatever the state: never sheds a critical, unsheddable or held load, never one on for
     less than its minimum on time or out of sheds, never restores before the minimum off
@@ -405,7 +407,9 @@ def test_limiter_never_breaks_a_rule(
         s.sheds_on, s.sheds_today = T0.date(), r["sheds"]
         current.append(s)
     proj = None if power is None else projection(power, energy, remaining)
-    actions = DemandLimiter(config).step(LimiterInputs(T0, proj, 400, 1833), current)
+    fall = None if fall_s is None else (T0 + timedelta(seconds=fall_s), 1190.0)
+    inputs = LimiterInputs(T0, proj, 400, 1833, price_fall=fall)
+    actions = DemandLimiter(config).step(inputs, current)
     by_name = {s.name: s for s in current}
     assert len({a.load for a in actions}) == len(actions)  # one action per load per cycle
     for a in actions:
@@ -445,3 +449,76 @@ def test_a_charging_session_is_shed_only_with_the_slack_for_it(
         T0, projection(450), config.limit_kw, 1833.0, slack_s={"charger": slack_s}
     )
     assert [f"{a.kind} {a.load}" for a in DemandLimiter(config).step(inputs, loads)] == expected
+
+
+CHILLER = load(
+    "chiller",
+    priority=20,
+    max_off_s=2400,
+    band={"point": "supply_temp_c", "maximum": 12.0, "margin": 1.0},
+)
+FALL = (T0 + timedelta(minutes=10), 1833.0)
+"""The price falls from peak (3,398) to normal ten minutes from now."""
+
+
+def coast(
+    proj: Projection, state: dict[str, Any] | None = None, **overrides: Any
+) -> tuple[DemandLimiter, list[LoadState], list[Action]]:
+    fields = {"hold_s": 1200.0, "band_value": 8.0, "power_kw": 50.0} | (state or {})
+    config = control(CHILLER, LOW, **overrides)
+    loads = states(config, chiller=fields)
+    limiter = DemandLimiter(config)
+    inputs = LimiterInputs(T0, proj, config.limit_kw, 3398.0, price_fall=FALL)
+    return limiter, loads, limiter.step(inputs, loads)
+
+
+def test_a_store_rides_through_to_a_price_fall() -> None:
+    _, _, actions = coast(projection(200))
+    assert [(a.kind, a.load, a.binding) for a in actions] == [("shed", "chiller", "tariff")]
+    assert "falls from 3,398 to 1,833" in actions[0].reason
+    # The work it moves: 50 kW for the 10 minutes to the fall, 1,565 VND/kWh cheaper.
+    assert actions[0].expected_kwh == pytest.approx(50 * 600 / 3600, abs=0.01)
+    assert actions[0].expected_vnd == round(50 * 600 / 3600 * (3398 - 1833))
+
+
+@pytest.mark.parametrize(
+    ("case", "proj", "state", "overrides"),
+    [
+        ("the fall is further off than the store holds", projection(200), {"hold_s": 500.0}, {}),
+        ("a store that holds less than five minutes", projection(200), {"hold_s": 200.0}, {}),
+        ("no room for it to come back at its rated power", projection(360), {}, {}),
+        ("its band variable is already near its limit", projection(200), {"band_value": 10.5}, {}),
+        (
+            "its last shed of the day is kept for the limit",
+            projection(200),
+            {"sheds_today": 5, "sheds_on": T0.date()},
+            {},
+        ),
+        ("the site sheds stores for the limit alone", projection(200), {}, {"shift_stores": False}),
+    ],
+)
+def test_a_store_does_not_coast(
+    case: str, proj: Projection, state: dict[str, Any], overrides: dict[str, Any]
+) -> None:
+    assert coast(proj, state, **overrides)[2] == []
+
+
+def test_a_coasting_store_is_restored_after_the_fall_not_before() -> None:
+    limiter, loads, actions = coast(projection(200))
+    for action in actions:
+        state = next(s for s in loads if s.name == action.load)
+        state.on, state.held_by, state.since = False, "limiter", OFF_AGO
+    before = LimiterInputs(T0 + timedelta(minutes=5), projection(150), 400, 3398.0, price_fall=FALL)
+    assert limiter.step(before, loads) == []
+    after = LimiterInputs(T0 + timedelta(minutes=10), projection(150), 400, 1833.0)
+    assert [f"{a.kind} {a.load}" for a in limiter.step(after, loads)] == ["restore chiller"]
+
+
+def test_a_coasting_store_near_its_band_comes_back_in_the_dear_hours() -> None:
+    limiter, loads, _ = coast(projection(200))
+    chiller = next(s for s in loads if s.name == "chiller")
+    chiller.on, chiller.held_by, chiller.since, chiller.band_value = False, "limiter", OFF_AGO, 11.5
+    inputs = LimiterInputs(T0 + timedelta(minutes=5), projection(150), 400, 3398.0, price_fall=FALL)
+    assert [(a.kind, a.binding) for a in limiter.step(inputs, loads)] == [
+        ("restore", "process band")
+    ]

@@ -194,6 +194,12 @@ class ControlConfig(StrictModel):
     write_interval_s: NonNegativeFloat = 5.0
     """The guard's rate limit: at most one write per point in this time, except heartbeats
     and returns to the safe state."""
+    shift_stores: bool = True
+    """Band loads (a chiller on its tank, a pump on its tank) ride their store through to a
+    fall of the tariff's price: shed as the fall comes within what their store holds,
+    restored after it, so that their making-up is bought at the lower price. Their band
+    and maximum off time restore them whenever they must; `false` sheds them for the
+    limit alone."""
     plan_slot_s: int = Field(default=900, ge=60, le=3600)
     """The planner's slot: deferrable loads are planned per slot over `plan_horizon_h`."""
     plan_horizon_h: PositiveFloat = 24

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from edge_agent.clock import Clock
 from edge_agent.config.schema import SiteConfig
-from edge_agent.energy.tariff import price_at
+from edge_agent.energy.tariff import next_change, price_at
 from edge_agent.model import PointId, Quality, Reading
 from edge_agent.northbound.commands import ControlInputs, DemandResponse
 from edge_agent.process_image import ProcessImage
@@ -113,6 +113,8 @@ class Controller:
         self._zone = ZoneInfo(config.site.timezone)
         self._peak_day: date | None = None
         self._smooth: tuple[datetime, float] | None = None
+        self._next_price: tuple[datetime, float] | None = None
+        """The tariff's next change of price and the price from then."""
 
     # The loop ---------------------------------------------------------------------------------
 
@@ -181,6 +183,7 @@ class Controller:
             price,
             binding=self.limit_source,
             slack_s=self.scheduler.slack_s,
+            price_fall=self._price_fall(now, price),
         )
         decided += self.limiter.step(inputs, self.guard.states.values())
         final = {a.load: a for a in decided}  # the limiter comes last: it has the last word
@@ -310,6 +313,17 @@ class Controller:
             if asked < limit:
                 limit, source = asked, f"demand response {request.id}"
         return limit, source
+
+    def _price_fall(self, now: datetime, price: float) -> tuple[datetime, float] | None:
+        """The tariff's next change if it is a fall, for the stores that may ride to it;
+        looked up again only once the change it found has come."""
+        if self._next_price is None or self._next_price[0] <= now:
+            self._next_price = next_change(self.site.tariff, now, self.site.site.timezone) or (
+                now + timedelta(days=1),
+                price,
+            )
+        at, then = self._next_price
+        return (at, then) if then < price else None
 
     def _smoothed(self, now: datetime, power_kw: float) -> float:
         """The power the window's rest is projected on: a rise is believed over about a

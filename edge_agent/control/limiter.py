@@ -36,6 +36,9 @@ class LimiterInputs:
     """Seconds a load's session may still stay off and be done by its departure (a
     charger's): a load is shed only with a shed's length of slack, and is restored when
     its slack falls under RESTORE_SLACK_S."""
+    price_fall: tuple[datetime, float] | None = None
+    """When the price next falls, and to what (None: it does not fall next): a store may
+    ride through to it (`ControlConfig.shift_stores`)."""
 
 
 WORTHLESS_HOLD_S = 90.0
@@ -46,6 +49,10 @@ RESTORE_STAGGER_S = 60.0
 """Loads restored for headroom come back one at a time, this far apart, so that their
 backlogs (a chiller's warm tank, a receiver to refill) do not make the next window's peak."""
 
+
+COAST_MIN_S = 300.0
+"""A store that holds less than this moves too little of its work past a price fall to be
+worth a shed of the day's budget."""
 
 RESTORE_SLACK_S = 900.0
 """A session with less slack than this (a plan slot) runs now, whatever the demand."""
@@ -62,11 +69,20 @@ class DemandLimiter:
         """How far the last cycle's sheddable loads fell short of what was needed (kW of
         power to shed now); > 0 means nothing left can hold the window."""
         self._last_restore: datetime | None = None
+        self._coasting: dict[str, datetime] = {}
+        """Band loads shed to ride their store through to a price fall, and when it falls:
+        none is restored for headroom before then (its band and maximum off time still
+        restore it whenever they must)."""
 
     def step(self, inputs: LimiterInputs, loads: Iterable[LoadState]) -> list[Action]:
         states = [s for s in loads if s.available]
         actions = self._forced_restores(inputs, states)
         restored = {a.load for a in actions}
+        self._coasting = {
+            name: at
+            for name, at in self._coasting.items()
+            if name not in restored and at > inputs.now
+        }
         # A load the park's override holds is not the limiter's to shed or restore; only
         # the process (its band, its maximum off time) takes it back.
         states = [s for s in states if s.name not in restored and s.held_by != "override"]
@@ -79,7 +95,10 @@ class DemandLimiter:
         if power > allowed:
             return actions + self._shed(inputs, states, power - allowed, target)
         self.short_kw = 0.0
-        return actions + self._restore(inputs, states, allowed - power)
+        actions += self._restore(inputs, states, allowed - power)
+        if self.config.shift_stores:
+            actions += self._coast(inputs, states, target - power)
+        return actions
 
     def _forced_restores(self, inputs: LimiterInputs, states: list[LoadState]) -> list[Action]:
         """Process first: the band, then the maximum off time, whatever the demand."""
@@ -151,7 +170,11 @@ class DemandLimiter:
         projection = inputs.projection
         assert projection is not None
         waiting = sorted(
-            (s for s in states if not s.on and s.held_by == "limiter"),
+            (
+                s
+                for s in states
+                if not s.on and s.held_by == "limiter" and s.name not in self._coasting
+            ),
             key=lambda s: (-s.config.priority, s.name),
         )
         last = self._last_restore
@@ -170,6 +193,59 @@ class DemandLimiter:
             actions.append(self._action(inputs, state, "restore", inputs.binding, why))
             self._last_restore = inputs.now
             break  # one at a time: the next after RESTORE_STAGGER_S
+        return actions
+
+    def _coast(
+        self, inputs: LimiterInputs, states: list[LoadState], room_kw: float
+    ) -> list[Action]:
+        """Band loads whose store holds until the price falls are shed now and restored
+        after the fall: their process draws the same work, and its making-up is done at
+        the lower price. A coast starts only as the fall comes within what the store has
+        shown it holds (so the band does not end it in the dear hours), keeps one shed of
+        the day for the limit, and only while the window has room for the coasting loads
+        to come back at their rated power together (their making-up must not make a
+        peak after the fall)."""
+        fall = inputs.price_fall
+        if fall is None or fall[1] >= inputs.price_vnd_per_kwh:
+            return []
+        at, price = fall
+        until_s = (at - inputs.now).total_seconds()
+        today = inputs.now.astimezone(self.zone).date()
+        by_name = {s.name: s for s in states}
+        room_kw -= sum(by_name[name].config.rated_kw for name in self._coasting if name in by_name)
+        actions = []
+        for state in self._sheddable(states, inputs.now):
+            hold_s = state.expected_hold_s()
+            if (
+                state.config.band is None
+                or state.config.deferrable is not None
+                or hold_s < COAST_MIN_S
+                or not 0 < until_s <= hold_s
+                or state.sheds_left(today) < 2
+                or state.config.rated_kw > room_kw
+            ):
+                continue
+            room_kw -= state.config.rated_kw
+            kw = state.expected_kw()
+            kwh = kw * until_s / 3600.0
+            local = at.astimezone(self.zone)
+            why = (
+                f"the price falls from {inputs.price_vnd_per_kwh:,.0f} to {price:,.0f} "
+                f"VND/kWh at {local:%H:%M}, within what its {state.config.band.point} has "
+                f"shown it holds ({hold_s / 60:.0f} min): its making-up runs after the fall"
+            )
+            actions.append(
+                self._action(
+                    inputs,
+                    state,
+                    "shed",
+                    "tariff",
+                    why,
+                    kwh=kwh,
+                    vnd=kwh * (inputs.price_vnd_per_kwh - price),
+                )
+            )
+            self._coasting[state.name] = at
         return actions
 
     @staticmethod
@@ -247,9 +323,11 @@ class DemandLimiter:
         why: str,
         *,
         kwh: float = 0.0,
+        vnd: float | None = None,
     ) -> Action:
         projection = inputs.projection
-        saving = kwh * inputs.price_vnd_per_kwh if kind == "shed" else 0.0
+        if vnd is None:
+            vnd = kwh * inputs.price_vnd_per_kwh if kind == "shed" else 0.0
         return Action(
             at=inputs.now,
             load=state.name,
@@ -262,5 +340,5 @@ class DemandLimiter:
             price_vnd_per_kwh=inputs.price_vnd_per_kwh,
             priority=state.config.priority,
             expected_kwh=round(kwh, 3),
-            expected_vnd=round(saving),
+            expected_vnd=round(vnd),
         )

@@ -8,7 +8,7 @@ which one bills follow depends on an amending circular, so the site says.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,7 @@ from pydantic import Field, PositiveFloat
 
 from edge_agent.config.base import StrictModel
 
-__all__ = ["Band", "EmissionsConfig", "TariffConfig", "band_at", "price_at"]
+__all__ = ["Band", "EmissionsConfig", "TariffConfig", "band_at", "next_change", "price_at"]
 
 Band = Literal["peak", "normal", "off_peak"]
 Voltage = Literal["110kv_and_above", "22_to_110kv", "6_to_22kv", "below_6kv"]
@@ -71,3 +71,25 @@ def price_at(tariff: TariffConfig, moment: datetime, zone: str) -> tuple[Band, f
     band = band_at(tariff, moment, zone)
     prices = tariff.prices_vnd_per_kwh or PRICES_VND_PER_KWH[tariff.voltage]
     return band, float(prices[band])
+
+
+def next_change(tariff: TariffConfig, moment: datetime, zone: str) -> tuple[datetime, float] | None:
+    """The first moment after `moment` at which the price changes, and the price from then;
+    None if it does not within a week (a site whose prices are all one). A calendar's prices
+    change only on its tables' edges or at midnight, where another day's table begins, so
+    those are the only moments looked at."""
+    here = ZoneInfo(zone)
+    local = moment.astimezone(here)
+    _, now = price_at(tariff, moment, zone)
+    for days in range(8):
+        day = local.date() + timedelta(days=days)
+        table = (_SUNDAY if day.weekday() == 6 else _WEEKDAY)[tariff.calendar]
+        edges = {time(0, 0)} | {edge for entry in table for edge in entry[:2] if edge != time.max}
+        for edge in sorted(edges):
+            candidate = datetime.combine(day, edge, here)
+            if candidate <= local:
+                continue
+            _, price = price_at(tariff, candidate, zone)
+            if price != now:
+                return candidate, price
+    return None

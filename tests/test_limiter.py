@@ -522,3 +522,50 @@ def test_a_coasting_store_near_its_band_comes_back_in_the_dear_hours() -> None:
     assert [(a.kind, a.binding) for a in limiter.step(inputs, loads)] == [
         ("restore", "process band")
     ]
+
+
+@pytest.mark.parametrize(
+    ("case", "low", "expected"),
+    [
+        (
+            "shed 10 s ago, its own reading still shows it: the meter has not seen it yet",
+            {
+                "on": False,
+                "held_by": "limiter",
+                "since": T0 - timedelta(seconds=10),
+                "power_kw": 50.0,
+            },
+            [],
+        ),
+        (
+            "no power point: its rating counts until the meter has had the time",
+            {"on": False, "held_by": "limiter", "since": T0 - timedelta(seconds=10)},
+            [],
+        ),
+        (
+            "its own reading shows it stopped: the meter's excess is another need",
+            {
+                "on": False,
+                "held_by": "limiter",
+                "since": T0 - timedelta(seconds=10),
+                "power_kw": 0.0,
+            },
+            ["shed mid"],
+        ),
+        (
+            "shed long enough ago that a meter still over means it is not enough",
+            {
+                "on": False,
+                "held_by": "limiter",
+                "since": T0 - timedelta(seconds=60),
+                "power_kw": 50.0,
+            },
+            ["shed mid"],
+        ),
+    ],
+)
+def test_a_shed_the_meter_has_not_shown_yet_is_not_shed_for_again(
+    case: str, low: dict[str, Any], expected: list[str]
+) -> None:
+    config = control(LOW, MID)
+    assert step(config, projection(430), states(config, low=low)) == expected

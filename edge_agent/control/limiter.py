@@ -54,6 +54,11 @@ COAST_MIN_S = 300.0
 """A store that holds less than this moves too little of its work past a price fall to be
 worth a shed of the day's budget."""
 
+UNSEEN_S = 20.0
+"""How long a switched-off load's power may still be in the incomer's reading (the write, the
+machine's stop and the meter's next poll), at least; three control cycles where they are
+slower."""
+
 RESTORE_SLACK_S = 900.0
 """A session with less slack than this (a plan slot) runs now, whatever the demand."""
 
@@ -92,13 +97,32 @@ class DemandLimiter:
         target = inputs.limit_kw * self.config.target_share
         allowed = projection.allowed_kw(target, self.config.window.length_s)
         power = projection.power_kw
-        if power > allowed:
-            return actions + self._shed(inputs, states, power - allowed, target)
+        unseen = self._unseen_kw(inputs.now, states)
+        if power - unseen > allowed:
+            return actions + self._shed(inputs, states, power - unseen - allowed, target)
         self.short_kw = 0.0
         actions += self._restore(inputs, states, allowed - power)
         if self.config.shift_stores:
             actions += self._coast(inputs, states, target - power)
         return actions
+
+    def _unseen_kw(self, now: datetime, states: list[LoadState]) -> float:
+        """The power of loads switched off moments ago that the incomer may not show yet: a
+        second load shed for the need the first has met is a rebound for nothing (and two
+        stores shed together come back together). A load's own reading says whether it has
+        stopped; one without a power point counts its rating until the meter has had the
+        time to show it. A load that does not stop counts only for that time, after which
+        the limiter sheds for it again."""
+        unseen_s = max(UNSEEN_S, 3 * self.config.cycle_s)
+        total = 0.0
+        for state in states:
+            if state.on or state.since is None or (now - state.since).total_seconds() > unseen_s:
+                continue
+            if state.power_kw is None:
+                total += state.config.rated_kw
+            elif state.power_kw > 0.05 * state.config.rated_kw:
+                total += state.power_kw
+        return total
 
     def _forced_restores(self, inputs: LimiterInputs, states: list[LoadState]) -> list[Action]:
         """Process first: the band, then the maximum off time, whatever the demand."""

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from edge_agent.energy.tariff import TariffConfig, band_at, price_at
+from edge_agent.energy.tariff import TariffConfig, band_at, next_change, price_at
 
 HCM = "Asia/Ho_Chi_Minh"  # UTC+7, no daylight saving
 
@@ -61,3 +61,31 @@ def test_prices_follow_the_voltage_level_and_can_be_overridden() -> None:
     assert price_at(TariffConfig(voltage="below_6kv"), at(0, 1), HCM) == ("off_peak", 1300.0)
     own = TariffConfig(prices_vnd_per_kwh={"peak": 3000, "normal": 2000, "off_peak": 1000})
     assert price_at(own, at(0, 12), HCM) == ("normal", 2000.0)
+
+
+@pytest.mark.parametrize(
+    ("calendar", "now", "change", "price"),
+    [
+        ("evn-2014", at(0, 3, 0), at(0, 4, 0), 1833.0),  # off-peak ends
+        ("evn-2014", at(0, 10, 0), at(0, 11, 30), 1833.0),  # the morning peak ends
+        ("evn-2014", at(0, 11, 30), at(0, 17, 0), 3398.0),  # from the very edge: the next
+        ("evn-2014", at(0, 21, 0), at(0, 22, 0), 1190.0),
+        ("evn-2014", at(5, 21, 0), at(5, 22, 0), 1190.0),  # Saturday night
+        ("evn-2014", at(6, 12, 0), at(6, 22, 0), 1190.0),  # Sunday has no peak
+        ("evn-2026", at(6, 23, 0), at(7, 0, 0), 1190.0),  # Sunday's normal into Monday's night
+    ],
+)
+def test_the_next_change_of_price(
+    calendar: str, now: datetime, change: datetime, price: float
+) -> None:
+    found = next_change(TariffConfig.model_validate({"calendar": calendar}), now, HCM)
+    assert found is not None
+    assert found[0] == change
+    assert found[1] == price
+
+
+def test_prices_that_never_change_have_no_next_change() -> None:
+    flat = TariffConfig.model_validate(
+        {"prices_vnd_per_kwh": {"peak": 1500, "normal": 1500, "off_peak": 1500}}
+    )
+    assert next_change(flat, at(0, 10, 0), HCM) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from drivers.opcua.config import OpcUaDevice
 from edge_agent.control.config import ControlConfig, LoadConfig, WindowConfig
+from edge_agent.control.controller import Refusals
 from edge_agent.control.guard import Guard
 from edge_agent.control.limiter import DemandLimiter, LimiterInputs
 from edge_agent.control.loads import Action, LoadState
@@ -408,7 +410,7 @@ def test_limiter_never_breaks_a_rule(  # noqa: PLR0917 (hypothesis passes them b
         current.append(s)
     proj = None if power is None else projection(power, energy, remaining)
     fall = None if fall_s is None else (T0 + timedelta(seconds=fall_s), 1190.0)
-    inputs = LimiterInputs(T0, proj, 400, 1833, price_fall=fall)
+    inputs = LimiterInputs(T0, proj, 400, 1833, next_price=fall)
     actions = DemandLimiter(config).step(inputs, current)
     by_name = {s.name: s for s in current}
     assert len({a.load for a in actions}) == len(actions)  # one action per load per cycle
@@ -468,7 +470,7 @@ def coast(
     config = control(CHILLER, LOW, **overrides)
     loads = states(config, chiller=fields)
     limiter = DemandLimiter(config)
-    inputs = LimiterInputs(T0, proj, config.limit_kw, 3398.0, price_fall=FALL)
+    inputs = LimiterInputs(T0, proj, config.limit_kw, 3398.0, next_price=FALL)
     return limiter, loads, limiter.step(inputs, loads)
 
 
@@ -508,7 +510,7 @@ def test_a_coasting_store_is_restored_after_the_fall_not_before() -> None:
     for action in actions:
         state = next(s for s in loads if s.name == action.load)
         state.on, state.held_by, state.since = False, "limiter", OFF_AGO
-    before = LimiterInputs(T0 + timedelta(minutes=5), projection(150), 400, 3398.0, price_fall=FALL)
+    before = LimiterInputs(T0 + timedelta(minutes=5), projection(150), 400, 3398.0, next_price=FALL)
     assert limiter.step(before, loads) == []
     after = LimiterInputs(T0 + timedelta(minutes=10), projection(150), 400, 1833.0)
     assert [f"{a.kind} {a.load}" for a in limiter.step(after, loads)] == ["restore chiller"]
@@ -518,7 +520,7 @@ def test_a_coasting_store_near_its_band_comes_back_in_the_dear_hours() -> None:
     limiter, loads, _ = coast(projection(200))
     chiller = next(s for s in loads if s.name == "chiller")
     chiller.on, chiller.held_by, chiller.since, chiller.band_value = False, "limiter", OFF_AGO, 11.5
-    inputs = LimiterInputs(T0 + timedelta(minutes=5), projection(150), 400, 3398.0, price_fall=FALL)
+    inputs = LimiterInputs(T0 + timedelta(minutes=5), projection(150), 400, 3398.0, next_price=FALL)
     assert [(a.kind, a.binding) for a in limiter.step(inputs, loads)] == [
         ("restore", "process band")
     ]
@@ -569,3 +571,65 @@ def test_a_shed_the_meter_has_not_shown_yet_is_not_shed_for_again(
 ) -> None:
     config = control(LOW, MID)
     assert step(config, projection(430), states(config, low=low)) == expected
+
+
+RISE = (T0 + timedelta(minutes=40), 5000.0)
+"""The price rises forty minutes from now: after a 900 s shed of a store and its making-up
+(30 min), before the end of a session with 2,000 s of charging left and a shed's delay."""
+NO_SHEDS_LEFT = {"sheds_today": 6, "sheds_on": T0.date()}
+
+
+@pytest.mark.parametrize(
+    ("case", "proj", "target_share", "mid", "expected"),
+    [
+        (
+            "a session pushed past the rise is made up dearer: the next in priority goes first",
+            projection(430),
+            1.0,
+            {},
+            ["shed mid"],
+        ),
+        (
+            "only the dear one is left: shed all the same, the window needs it",
+            projection(395),
+            0.97,
+            NO_SHEDS_LEFT,
+            ["shed low"],
+        ),
+    ],
+)
+def test_a_shed_made_up_after_a_price_rise_is_made_last(
+    case: str, proj: Projection, target_share: float, mid: dict[str, Any], expected: list[str]
+) -> None:
+    config = control(LOW, MID, target_share=target_share)
+    loads = states(config, mid=mid)
+    inputs = LimiterInputs(
+        T0, proj, config.limit_kw, 1833.0, next_price=RISE, finish_s={"low": 2000.0}
+    )
+    assert [f"{a.kind} {a.load}" for a in DemandLimiter(config).step(inputs, loads)] == expected
+
+
+def test_a_refusal_is_kept_once_while_the_same_rule_refuses_it() -> None:
+    refusals = Refusals()
+    decided = Action(
+        at=T0,
+        load="charger",
+        kind="defer",
+        on=False,
+        reason="defer charger: planned later",
+        binding="tariff",
+        projected_kw=None,
+        limit_kw=None,
+        price_vnd_per_kwh=1833.0,
+        priority=10,
+        expected_kwh=0.0,
+        expected_vnd=0.0,
+    )
+    refused = [
+        dataclasses.replace(decided, refused=f"its minimum on time: {s} s of 120 s")
+        for s in (40, 50, 60)
+    ]
+    assert [refusals.news(a) for a in refused] == [True, False, False]
+    assert refusals.news(dataclasses.replace(decided, refused="written 2 s ago (rate limit)"))
+    assert refusals.news(decided)  # done
+    assert refusals.news(refused[0])  # refused again after it was done: news again

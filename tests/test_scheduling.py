@@ -13,6 +13,7 @@ import pytest
 from edge_agent.config.schema import SiteConfig
 from edge_agent.control.loads import LoadState
 from edge_agent.control.scheduling import Scheduler
+from edge_agent.control.window import Projection
 from edge_agent.model import Reading
 
 # Monday 2026-03-02 in Binh Duong (UTC+7).
@@ -133,9 +134,15 @@ async def test_at_night_the_planned_batch_starts() -> None:
         furnace__next_deadline_in_s=6 * 3600,
         furnace__batch_active=False,
     )
-    [action] = await scheduler.step(NIGHT, snap, 500)
+    # The incomer reads 200 kW: the window has room for the batch's 120 kW.
+    quiet = Projection(NIGHT, 0.0, 900.0, 200.0, 200.0)
+    [action] = await scheduler.step(NIGHT, snap, 500, projection=quiet)
     assert (action.kind, action.on) == ("start", True)
     assert "planned to run now at 1,190 VND/kWh" in action.reason
+    # With the incomer's reading unknown the window cannot be projected: the start waits.
+    scheduler, states = make(site())
+    states["furnace"].on, states["furnace"].held_by = False, "plan"
+    assert await scheduler.step(NIGHT, snap, 500, projection=None) == []
 
 
 async def test_a_running_batch_runs_on_while_the_sequencer_is_held_for_the_plan() -> None:

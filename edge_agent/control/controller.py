@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -31,7 +32,7 @@ from .loads import Action, LoadState, Why
 from .scheduling import Scheduler
 from .window import Projection, WindowTracker
 
-__all__ = ["ControlReport", "Controller"]
+__all__ = ["ControlReport", "Controller", "Refusals"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,24 @@ class ControlReport:
     events: list[dict[str, object]]
 
 
+class Refusals:
+    """A refusal is kept once, not every cycle the same decision is refused by the same
+    rule: "its minimum on time: 40 s of 120 s", then 50 s, 60 s ... is one refusal."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[str, bool, str] | None] = {}
+        """Load -> the decision last refused it and the rule (None: its last was done)."""
+
+    def news(self, acted: Action) -> bool:
+        """Whether the action is worth keeping."""
+        key = None
+        if acted.refused is not None:
+            key = (acted.kind, acted.on, re.sub(r"\d+", "#", acted.refused))
+        new = key is None or self._last.get(acted.load) != key
+        self._last[acted.load] = key
+        return new
+
+
 class Controller:
     def __init__(
         self,
@@ -88,8 +107,7 @@ class Controller:
         self.limiter = DemandLimiter(self.config, zone=zone)
         self.meter_known = asyncio.Event()
         """Set at the incomer's first good reading: what a demand-response answer waits for."""
-        self._refused: dict[str, str | None] = {}
-        """Load -> why the guard last refused its override action (None: it was done)."""
+        self._news = Refusals().news
         self.window = WindowTracker(self.config.window)
         self.scheduler = Scheduler(config, self.guard.states)
         meter = next(d for d in config.devices if d.name == self.config.meter)
@@ -149,10 +167,8 @@ class Controller:
         done = self._observe(snapshot, now)
         await self._follow_advisory(now, done)
         for action in self._overrides(now):
-            acted = await self.guard.execute(action)
-            if acted.refused is None or self._refused.get(acted.load) != acted.refused:
-                done.append(acted)  # a refusal is kept once, not every cycle it lasts
-            self._refused[acted.load] = acted.refused
+            if self._news(acted := await self.guard.execute(action)):
+                done.append(acted)
         power = self._good(snapshot, self._power_point)
         projection = None
         if power is not None:
@@ -183,12 +199,14 @@ class Controller:
             price,
             binding=self.limit_source,
             slack_s=self.scheduler.slack_s,
-            price_fall=self._price_fall(now, price),
+            next_price=self._next_change(now, price),
+            finish_s=self.scheduler.finish_s,
         )
         decided += self.limiter.step(inputs, self.guard.states.values())
         final = {a.load: a for a in decided}  # the limiter comes last: it has the last word
         for action in final.values():
-            done.append(await self.guard.execute(action))
+            if self._news(acted := await self.guard.execute(action)):
+                done.append(acted)
         for action in done:
             self._keep(action)
         elapsed = 0.0 if self._last_cycle is None else (now - self._last_cycle).total_seconds()
@@ -314,16 +332,16 @@ class Controller:
                 limit, source = asked, f"demand response {request.id}"
         return limit, source
 
-    def _price_fall(self, now: datetime, price: float) -> tuple[datetime, float] | None:
-        """The tariff's next change if it is a fall, for the stores that may ride to it;
-        looked up again only once the change it found has come."""
+    def _next_change(self, now: datetime, price: float) -> tuple[datetime, float] | None:
+        """The tariff's next change of price (for the stores that may ride to a fall, and
+        the sheds whose making-up a rise would make dearer); looked up again only once the
+        change it found has come."""
         if self._next_price is None or self._next_price[0] <= now:
             self._next_price = next_change(self.site.tariff, now, self.site.site.timezone) or (
                 now + timedelta(days=1),
                 price,
             )
-        at, then = self._next_price
-        return (at, then) if then < price else None
+        return self._next_price if self._next_price[1] != price else None
 
     def _smoothed(self, now: datetime, power_kw: float) -> float:
         """The power the window's rest is projected on: a rise is believed over about a

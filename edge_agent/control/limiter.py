@@ -36,9 +36,13 @@ class LimiterInputs:
     """Seconds a load's session may still stay off and be done by its departure (a
     charger's): a load is shed only with a shed's length of slack, and is restored when
     its slack falls under RESTORE_SLACK_S."""
-    price_fall: tuple[datetime, float] | None = None
-    """When the price next falls, and to what (None: it does not fall next): a store may
-    ride through to it (`ControlConfig.shift_stores`)."""
+    next_price: tuple[datetime, float] | None = None
+    """When the price next changes, and to what (None: not within a week). A store may ride
+    through to a fall (`ControlConfig.shift_stores`); a shed made up after a rise costs
+    more, and is made after those that do not."""
+    finish_s: Mapping[str, float] = field(default_factory=dict)
+    """Seconds of charging a load's session has left at its rate: a shed of it is made up
+    at the session's end."""
 
 
 WORTHLESS_HOLD_S = 90.0
@@ -167,11 +171,17 @@ class DemandLimiter:
     def _shed(
         self, inputs: LimiterInputs, states: list[LoadState], need_kw: float, target: float
     ) -> list[Action]:
+        """The lowest priority first, until the need is met; but a shed whose making-up
+        falls after a rise of the price (a charger's session pushed past it, a store
+        restored into it) comes after those that cost nothing more: in the declared order
+        among themselves, and only if those are not enough."""
         actions: list[Action] = []
         projection = inputs.projection
         assert projection is not None
         left_kw = need_kw
-        for state in self._sheddable(self._can_wait(inputs, states), inputs.now):
+        candidates = self._sheddable(self._can_wait(inputs, states), inputs.now)
+        dear = [s for s in candidates if self._made_up_dearer(inputs, s)]
+        for state in [s for s in candidates if s not in dear] + dear:
             if left_kw <= 0:
                 break
             kw = state.expected_kw()
@@ -182,10 +192,26 @@ class DemandLimiter:
                 f"{need_kw:.0f} kW to shed, this load's {kw:.0f} kW is the lowest priority "
                 f"({state.config.priority}) left"
             )
+            if state in dear:
+                why += ", although its making-up falls after the price rises"
             actions.append(self._action(inputs, state, "shed", inputs.binding, why, kwh=kwh))
             left_kw -= kw
         self.short_kw = max(0.0, left_kw)
         return actions
+
+    @staticmethod
+    def _made_up_dearer(inputs: LimiterInputs, state: LoadState) -> bool:
+        """Whether a shed of the load now is made up after the price's next rise: a
+        session's at its end (pushed by the shed), a store's as it comes back."""
+        change = inputs.next_price
+        if change is None or change[1] <= inputs.price_vnd_per_kwh:
+            return False
+        hold_s = state.expected_hold_s()
+        if state.name in inputs.finish_s:
+            back_s = inputs.finish_s[state.name] + min(hold_s, RESTORE_SLACK_S)
+        else:
+            back_s = 2 * hold_s
+        return (change[0] - inputs.now).total_seconds() <= back_s
 
     def _restore(
         self, inputs: LimiterInputs, states: list[LoadState], headroom_kw: float
@@ -229,7 +255,7 @@ class DemandLimiter:
         the day for the limit, and only while the window has room for the coasting loads
         to come back at their rated power together (their making-up must not make a
         peak after the fall)."""
-        fall = inputs.price_fall
+        fall = inputs.next_price
         if fall is None or fall[1] >= inputs.price_vnd_per_kwh:
             return []
         at, price = fall

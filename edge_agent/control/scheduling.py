@@ -85,6 +85,9 @@ class Scheduler:
         self.slack_s: dict[str, float] = {}
         """Energy loads' slack: seconds their session may still stay off and be done by
         its departure at the rate it charges."""
+        self.finish_s: dict[str, float] = {}
+        """Energy loads' charging left at the rate they charge, s: what a shed of theirs
+        is made up after."""
         self._keys: dict[str, tuple[object, ...]] = {}
         """Each job's identity across cycles (its device, deadline and duration)."""
         self._released: dict[tuple[object, ...], datetime] = {}
@@ -128,6 +131,7 @@ class Scheduler:
         self._idle = {}
         self._active = {}
         self.slack_s = {}
+        self.finish_s = {}
         self._keys = {}
         work = {s.name: self._work(s, snapshot, slot, now) for s in self.deferrable}
         signature = tuple(
@@ -264,6 +268,8 @@ class Scheduler:
             # Even a remnant too small to plan has its slack: the limiter must not shed a
             # vehicle minutes before it leaves and strand it short.
             self.slack_s[state.name] = deadline_in - needed / rate * 3600.0
+        if connected and needed:
+            self.finish_s[state.name] = needed / rate * 3600.0
         if not connected or not needed or needed < 0.1:
             if connected is not None:
                 self._idle[state.name] = "energy"
@@ -491,12 +497,22 @@ class Scheduler:
         due = self._deadline_text(slot, load)
         slot_s, inf = self.control.plan_slot_s, float("inf")
         projection = self._projection
-        if not ungated and projection is not None:
+        if not ungated:
             length = self.control.window.length_s
-            added = load.power_kw * min(projection.remaining_s, length) / length
             target = self._limit_kw * self.control.target_share
-            if projection.projected_kw + added > target:
+            added = 0.0
+            if projection is not None:
+                added = load.power_kw * min(projection.remaining_s, length) / length
+            # With the incomer's reading unknown the window cannot be projected: a start
+            # then is a start on the blind, which waits as one that would go over does.
+            if projection is None or projection.projected_kw + added > target:
+                # Waiting may cost more (a queue pushed into the peak tariff): then it
+                # starts, but never to make a window above the day's highest so far (or the
+                # limit), a peak that no control might not have made.
                 dearer = self._delay_vnd(load)
+                peak_kw = max(self._peak_so_far_kw, self._limit_kw)
+                if projection is None or projection.projected_kw + added > peak_kw:
+                    dearer = 0.0
                 if (
                     not late
                     and dearer <= 0
@@ -506,17 +522,10 @@ class Scheduler:
                     if self._waiting.get(state.name) != slot:
                         self._waiting[state.name] = slot
                         log.info(
-                            "%s waits: starting now would take the window to %.0f kW against "
-                            "a target of %.0f kW",
-                            state.name,
-                            projection.projected_kw + added,
-                            target,
+                            "%s waits: %s", state.name, self._over_text(projection, added, target)
                         )
                     return None
-                over = (
-                    f"the window goes to {projection.projected_kw + added:.0f} kW against a "
-                    f"target of {target:.0f} kW{due}"
-                )
+                over = self._over_text(projection, added, target) + due
                 if dearer > 0 and not late:
                     why = (
                         f"waiting would push its work (and the work queued after it) "
@@ -527,6 +536,15 @@ class Scheduler:
                 return self._action(now, state, "start", why, kwh=0.0, vnd=0.0, binding="deadline")
         why = f"planned to run now at {price:,.0f} VND/kWh" + due
         return self._action(now, state, "start", why, kwh=0.0, vnd=0.0)
+
+    @staticmethod
+    def _over_text(projection: Projection | None, added_kw: float, target_kw: float) -> str:
+        if projection is None:
+            return "the incomer's reading is unknown, so the window cannot be projected"
+        return (
+            f"starting now would take the window to {projection.projected_kw + added_kw:.0f} "
+            f"kW against a target of {target_kw:.0f} kW"
+        )
 
     def _delay_vnd(self, load: DeferrableLoad) -> float:
         """What a slot's wait adds to the cost of `load` and of the work chained after it

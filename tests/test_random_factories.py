@@ -11,6 +11,7 @@ failure here prints the bench's table for these factories.
 from __future__ import annotations
 
 import dataclasses
+import os
 from concurrent.futures import ProcessPoolExecutor
 from itertools import repeat
 from multiprocessing import get_context
@@ -89,12 +90,11 @@ async def test_a_seed_calibrates_to_one_scenario_and_one_uncontrolled_day() -> N
     assert drawn.calibrated(uncontrolled_peak_kw(again, name)) == scenario
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="open: on 3 of the first 12 seeds the agent is still worse than no control "
-    "(0.07 % and 0.29 % dearer on plastics-5 and metal-works-6, 0.5 % more kW·min over the "
-    "limit on food-7: shed stores' rebound, a batch released after a hold); "
-    "`bench/random_factories.py --count 12` shows which and why",
+@pytest.mark.skipif(
+    not os.environ.get("EDGE_AGENT_LONG_TESTS"),
+    reason="ten simulated days take some 6 minutes on two cores, more than the suite's "
+    "budget: set EDGE_AGENT_LONG_TESTS=1 to run it (bench/random_factories.py runs the same "
+    "judge at the bench's 10 s step: 24 of seeds 1-24 pass)",
 )
 @pytest.mark.timeout(900)
 def test_ten_random_factories_are_never_worse_than_no_control() -> None:

@@ -180,8 +180,9 @@ class DemandLimiter:
         assert projection is not None
         left_kw = need_kw
         candidates = self._sheddable(self._can_wait(inputs, states), inputs.now)
-        dear = [s for s in candidates if self._made_up_dearer(inputs, s)]
-        for state in [s for s in candidates if s not in dear] + dear:
+        dear = {s.name for s in candidates if self._made_up_dearer(inputs, s)}
+        cheap_first = sorted(candidates, key=lambda s: s.name in dear)  # stable: in order
+        for state in cheap_first:
             if left_kw <= 0:
                 break
             kw = state.expected_kw()
@@ -192,7 +193,7 @@ class DemandLimiter:
                 f"{need_kw:.0f} kW to shed, this load's {kw:.0f} kW is the lowest priority "
                 f"({state.config.priority}) left"
             )
-            if state in dear:
+            if state.name in dear:
                 why += ", although its making-up falls after the price rises"
             actions.append(self._action(inputs, state, "shed", inputs.binding, why, kwh=kwh))
             left_kw -= kw

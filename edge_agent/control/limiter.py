@@ -266,7 +266,9 @@ class DemandLimiter:
         room_kw -= sum(by_name[name].config.rated_kw for name in self._coasting if name in by_name)
         actions = []
         for state in self._sheddable(states, inputs.now):
-            hold_s = state.expected_hold_s()
+            # What its band has shown it holds, not its maximum off time: a store that the
+            # band brings back before the fall makes up at once, in the dear hours.
+            hold_s = 0.0 if state.hold_s is None else state.expected_hold_s()
             if (
                 state.config.band is None
                 or state.config.deferrable is not None

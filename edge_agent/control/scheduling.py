@@ -500,19 +500,19 @@ class Scheduler:
         if not ungated:
             length = self.control.window.length_s
             target = self._limit_kw * self.control.target_share
-            added = 0.0
-            if projection is not None:
-                added = load.power_kw * min(projection.remaining_s, length) / length
             # With the incomer's reading unknown the window cannot be projected: a start
             # then is a start on the blind, which waits as one that would go over does.
-            if projection is None or projection.projected_kw + added > target:
+            with_kw = None
+            if projection is not None:
+                added = load.power_kw * min(projection.remaining_s, length) / length
+                with_kw = projection.projected_kw + added
+            if with_kw is None or with_kw > target:
                 # Waiting may cost more (a queue pushed into the peak tariff): then it
                 # starts, but never to make a window above the day's highest so far (or the
                 # limit), a peak that no control might not have made.
-                dearer = self._delay_vnd(load)
                 peak_kw = max(self._peak_so_far_kw, self._limit_kw)
-                if projection is None or projection.projected_kw + added > peak_kw:
-                    dearer = 0.0
+                new_peak = with_kw is None or with_kw > peak_kw
+                dearer = 0.0 if new_peak else self._delay_vnd(load)
                 if (
                     not late
                     and dearer <= 0
@@ -521,11 +521,9 @@ class Scheduler:
                 ):
                     if self._waiting.get(state.name) != slot:
                         self._waiting[state.name] = slot
-                        log.info(
-                            "%s waits: %s", state.name, self._over_text(projection, added, target)
-                        )
+                        log.info("%s waits: %s", state.name, self._over_text(with_kw, target))
                     return None
-                over = self._over_text(projection, added, target) + due
+                over = self._over_text(with_kw, target) + due
                 if dearer > 0 and not late:
                     why = (
                         f"waiting would push its work (and the work queued after it) "
@@ -538,12 +536,13 @@ class Scheduler:
         return self._action(now, state, "start", why, kwh=0.0, vnd=0.0)
 
     @staticmethod
-    def _over_text(projection: Projection | None, added_kw: float, target_kw: float) -> str:
-        if projection is None:
+    def _over_text(with_kw: float | None, target_kw: float) -> str:
+        """Why a start is over: the window it would make (None: the meter is unknown)."""
+        if with_kw is None:
             return "the incomer's reading is unknown, so the window cannot be projected"
         return (
-            f"starting now would take the window to {projection.projected_kw + added_kw:.0f} "
-            f"kW against a target of {target_kw:.0f} kW"
+            f"starting now would take the window to {with_kw:.0f} kW against a target of "
+            f"{target_kw:.0f} kW"
         )
 
     def _delay_vnd(self, load: DeferrableLoad) -> float:

@@ -58,7 +58,7 @@ async def receive(client: aiomqtt.Client, count: int, *, timeout_s: float = 20) 
     received: list[Any] = []
     async with asyncio.timeout(timeout_s):
         async for message in client.messages:
-            received.append(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
+            received.append(json.loads(bytes(message.payload)))
             if len(received) == count:
                 break
     return received

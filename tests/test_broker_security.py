@@ -23,7 +23,8 @@ from edge_agent.config.loader import load_site
 from edge_agent.northbound.outbox import MemoryOutbox
 from simulators.broker import MosquittoBroker
 from simulators.modbus_server import ModbusSimulator
-from tests.conftest import free_port, receive
+from simulators.ports import free_port
+from tests.conftest import receive
 
 
 def issue(
@@ -67,7 +68,7 @@ def issue(
 
 
 @pytest.fixture
-async def secure_broker(tmp_path: Path) -> tuple[MosquittoBroker, Path]:
+async def secure_broker(tmp_path: Path) -> AsyncIterator[tuple[MosquittoBroker, Path]]:
     pki = tmp_path / "mqtt-pki"
     pki.mkdir()
     ca = issue(pki, "ca")
@@ -136,7 +137,7 @@ devices:
             async with asyncio.timeout(10):
                 async for message in park.messages:
                     if str(message.topic).endswith("/summary"):
-                        summary = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                        summary = json.loads(bytes(message.payload))
                         break
             stop.set()
     assert summary["seq"] == 1

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from drivers.modbus.config import ModbusTcpDevice
 from edge_agent.cli import main
 from edge_agent.config.loader import ConfigError, load_site
 
@@ -89,6 +90,7 @@ devices:
       ambient_c: {address: 900, unit: degC}
 """)
     device = load_site(site).devices[0]
+    assert isinstance(device, ModbusTcpDevice)
     assert device.max_gap_registers == 0
     assert device.points["import_energy_kwh"].poll_interval_s == 15
     assert device.points["import_energy_kwh"].address == 72

@@ -26,7 +26,8 @@ from simulators.machines import Chiller
 from simulators.meter import MeterModel
 from simulators.modbus_server import ModbusSimulator, SimulatedUnit
 from simulators.opcua_server import OpcUaSimulator, SimulatedMachine
-from tests.conftest import free_port, receive
+from simulators.ports import free_port
+from tests.conftest import receive
 from tests.test_command_models import BAD
 
 
@@ -120,8 +121,8 @@ async def test_shed_by_the_limit_restored_by_the_process_band_safe_on_stop(
     assert band_seen, "the chiller's supply temperature never brought it back"
     summaries = site_summaries(outbox)
     assert summaries, "no site summary stored"
-    actions = [a for s in summaries for a in s["control"]["actions"]]
-    shed = next(a for a in actions if a["kind"] == "shed")
+    published = [a for s in summaries for a in s["control"]["actions"]]
+    shed = next(a for a in published if a["kind"] == "shed")
     assert shed["binding"] == "demand limit"
     assert shed["written"] is True
     assert "projected" in shed["reason"]

@@ -62,7 +62,7 @@ async def test_summary_energy_equals_the_meter_register_delta(
             summaries = []
             async with asyncio.timeout(10):
                 async for message in subscriber.messages:
-                    summaries.append(json.loads(message.payload))  # type: ignore[arg-type]
+                    summaries.append(json.loads(message.payload))
                     if len(summaries) == 2:
                         break
             stop.set()

@@ -11,7 +11,7 @@ from edge_agent.config.loader import load_modbus_model, load_site
 from edge_agent.model import Quality
 from simulators.meter import MeterModel
 from simulators.modbus_server import ModbusSimulator, SimulatedUnit
-from tests.conftest import free_port
+from simulators.ports import free_port
 
 
 async def test_one_dead_meter_leaves_the_other_polling_and_recovers(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TypedDict, Unpack
 
 import pytest
 from hypothesis import given, settings
@@ -29,13 +30,24 @@ K = 1000.0  # prices below are in thousands of VND/kWh: far above the solver's 1
 ROOMY = 30.0  # a time limit these problems never reach, so the plans do not depend on speed
 
 
+class Terms(TypedDict, total=False):
+    """The `PlanProblem` terms a test sets beside the price, loads and power profiles."""
+
+    co2_kg_per_kwh: float | tuple[float, ...]
+    co2_vnd_per_kg: float
+    capacity_vnd_per_kw: float
+    peak_so_far_kw: float
+    export_allowed: bool
+    shortfall_vnd_per_kwh: float
+
+
 def problem(
     price: Sequence[float],
     *loads: DeferrableLoad,
     base: float | Sequence[float] = 0.0,
     pv: float | Sequence[float] = 0.0,
     limit: float | Sequence[float] = 1000.0,
-    **extra: object,
+    **extra: Unpack[Terms],
 ) -> PlanProblem:
     n = len(price)
 
@@ -49,7 +61,7 @@ def problem(
         pv_kw=per_slot(pv),
         limit_kw=per_slot(limit),
         loads=loads,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 
@@ -57,8 +69,8 @@ def on_slots(plan: Plan, name: str) -> list[int]:
     return [t for t, on in enumerate(plan.running[name]) if on]
 
 
-def exact(p: PlanProblem, **kwargs: object) -> Plan:
-    plan = solve(p, time_limit_s=ROOMY, mip_gap=1e-6, **kwargs)  # type: ignore[arg-type]
+def exact(p: PlanProblem) -> Plan:
+    plan = solve(p, time_limit_s=ROOMY, mip_gap=1e-6)
     assert plan.status == "optimal"
     assert violations(p, plan) == []
     return plan

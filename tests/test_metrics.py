@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -170,17 +170,27 @@ def test_histogram_buckets_are_cumulative() -> None:
     assert histogram.total == pytest.approx(3.065)
 
 
-def _device(name: str, *, read_ago_s: float | None, **kw: object) -> DeviceHealth:
-    fields: dict[str, object] = {
-        "where": f"unit 1 on line-a, 10.0.0.5:502 ({name})",
-        "poll_interval_s": 1.0,
-        "last_success": None if read_ago_s is None else START - timedelta(seconds=read_ago_s),
-        "degraded": False,
-        "connected": True,
-        "last_error": None,
-    }
-    fields.update(kw)
-    return DeviceHealth(name, **fields)  # type: ignore[arg-type]
+def _device(
+    name: str,
+    *,
+    read_ago_s: float | None,
+    degraded: bool = False,
+    connected: bool = True,
+    last_error: str | None = None,
+    last_good: datetime | None = None,
+    tracks_good: bool = False,
+) -> DeviceHealth:
+    return DeviceHealth(
+        name,
+        where=f"unit 1 on line-a, 10.0.0.5:502 ({name})",
+        poll_interval_s=1.0,
+        last_success=None if read_ago_s is None else START - timedelta(seconds=read_ago_s),
+        degraded=degraded,
+        connected=connected,
+        last_error=last_error,
+        last_good=last_good,
+        tracks_good=tracks_good,
+    )
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from drivers.modbus.planner import Table
 from edge_agent.clock import SimClock
 from edge_agent.model import Quality
 from simulators.modbus_server import ModbusSimulator, SimulatedUnit
-from tests.conftest import free_port
+from simulators.ports import free_port
 
 VALUES = {
     DataType.INT16: -1234,
@@ -44,7 +44,9 @@ def every_type_in_every_order() -> dict[str, ModbusPoint]:
     return points
 
 
-def device(port: int, points: dict[str, ModbusPoint], **extra: object) -> ModbusTcpDevice:
+def device(
+    port: int, points: dict[str, ModbusPoint], *, max_gap_registers: int = 0
+) -> ModbusTcpDevice:
     return ModbusTcpDevice(
         driver="modbus-tcp",
         name="dev",
@@ -52,7 +54,7 @@ def device(port: int, points: dict[str, ModbusPoint], **extra: object) -> Modbus
         port=port,
         points=points,
         timeout_s=0.5,
-        **extra,  # type: ignore[arg-type]
+        max_gap_registers=max_gap_registers,
     )
 
 

@@ -17,6 +17,16 @@ from simulators.opcua_server import OpcUaSimulator, SimulatedMachine, served_map
 from simulators.park import Scenario, simulate
 from simulators.ports import free_port
 
+DR_1 = {
+    "at": "17:05",
+    "kind": "demand_response",
+    "id": "dr-1",
+    "factory": "press-shop",
+    "start": "17:10",
+    "duration_min": 30,
+    "limit_kw": 250,
+}
+
 HOUR = {
     "name": "outage-hour",
     "park": "binh-duong-1",
@@ -33,15 +43,7 @@ HOUR = {
         }
     ],
     "events": [
-        {
-            "at": "17:05",
-            "kind": "demand_response",
-            "id": "dr-1",
-            "factory": "press-shop",
-            "start": "17:10",
-            "duration_min": 30,
-            "limit_kw": 250,
-        },
+        DR_1,
         {
             "at": "17:06",
             "kind": "demand_response",
@@ -168,7 +170,7 @@ CONTROLLED = {
             ],
         }
     ],
-    "events": [HOUR["events"][0]],  # type: ignore[index]
+    "events": [DR_1],
 }
 
 

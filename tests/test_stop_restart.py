@@ -24,6 +24,7 @@ import pytest
 from edge_agent.agent import Agent
 from edge_agent.clock import SimClock
 from edge_agent.config.loader import load_modbus_model, load_site
+from edge_agent.northbound.sqlite_outbox import SqliteOutbox
 from edge_agent.summariser import NOT_RUNNING
 from simulators.broker import MosquittoBroker
 from simulators.faults import Fault
@@ -100,7 +101,8 @@ async def run_until(agent: Agent, clock: SimClock, moment: datetime, *, graceful
     else:  # abandoned: no stop path runs, nothing more is summarised or stored
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
-    agent.outbox.close()  # type: ignore[attr-defined]
+    assert isinstance(agent.outbox, SqliteOutbox)  # the site file names its path
+    agent.outbox.close()
 
 
 @pytest.mark.parametrize("graceful", [True, False], ids=["graceful stop", "killed"])

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,8 +128,6 @@ def test_json_formatter_carries_location_fields_and_the_traceback() -> None:
     try:
         raise ValueError("boom")
     except ValueError:
-        import sys
-
         record = logging.LogRecord(
             "drivers.opcua.driver",
             logging.ERROR,

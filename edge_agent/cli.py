@@ -25,7 +25,6 @@ from drivers.opcua.config import OpcUaDevice
 from drivers.registry import modbus_lines
 
 from .clock import SystemClock
-from .config.catalogue import BUILTIN_CATALOGUE
 from .config.loader import ConfigError, load_site
 from .config.schema import SiteConfig
 from .model import count
@@ -35,7 +34,7 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 PID_FILE_NAME = "edge-agent.pid"
-DEMO_PARK = BUILTIN_CATALOGUE.parent / "scenarios" / "demo-park.yaml"
+DEMO_PARK = Path(__file__).resolve().parents[1] / "configs" / "scenarios" / "demo-park.yaml"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,6 +1,6 @@
 """A Modbus server (TCP on loopback, or RTU on a serial port) serving catalogue maps live.
 
-Each unit behind the server is a device model from `configs/devices/` plus a function that
+Each unit behind the server is a device model from `edge_agent/catalogue/` plus a function that
 gives the point values (in the map's engineering units) at the current simulated time. On
 every request the registers of that table are encoded from the values, through the same
 codec and byte order the agent decodes with, so what the agent reads is exactly what the

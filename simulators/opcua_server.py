@@ -1,6 +1,6 @@
 """An OPC UA server on loopback exposing simulated production machines from node maps.
 
-Each machine is a catalogue model with `protocol: opcua` (configs/devices/) and a physics
+Each machine is a catalogue model with `protocol: opcua` (edge_agent/catalogue/) and a physics
 model from `simulators.equipment`. One server is one PLC: it may serve many machines, each
 under its own node-id prefix (`served_map`). Every `step_s` of the clock the server steps the
 physics at the clock's time (also while the server is down: a plant does not stop with its

@@ -1,4 +1,4 @@
-"""The device catalogue: one YAML file per device model in `configs/devices/`.
+"""The device catalogue: one YAML file per device model in `edge_agent/catalogue/`.
 
 A site names `model: eastron-sdm630` and inherits that file's points and device settings;
 whatever the site writes next to `model:` overrides them, and a point set to `null` is
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,16 @@ __all__ = [
     "merge_model",
 ]
 
-BUILTIN_CATALOGUE = Path(__file__).resolve().parents[2] / "configs" / "devices"
+
+def _builtin_catalogue() -> Path:
+    """The catalogue shipped inside the package, found through the import system, so that an
+    installed wheel finds it as a clone or an editable install does. A wheel installs as
+    files, so the package's resources are a folder on disk."""
+    folder = resources.files("edge_agent") / "catalogue"
+    return folder if isinstance(folder, Path) else Path(str(folder))
+
+
+BUILTIN_CATALOGUE = _builtin_catalogue()
 _CATALOGUE_KEYS = {
     "model",
     "vendor",

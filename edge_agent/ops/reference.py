@@ -84,13 +84,14 @@ _CATALOGUE_KEYS = [
 ]
 
 _CATALOGUE = """\
-## Device catalogue files (`configs/devices/*.yaml`)
+## Device catalogue files (`edge_agent/catalogue/*.yaml`)
 
 A device model is one YAML file; a site names it with `model:` and inherits its points and
 device settings. Whatever the site writes beside `model:` overrides the model; a point set
 to `null` in the site is dropped. Models are looked up first in a `devices/` folder beside
-the site file's folder or inside it (`configs/devices/` for `configs/sites/x.yaml`), then in
-the folders of `$EDGE_AGENT_CATALOGUE` (separated by `:`), then in the built-in catalogue.
+the site file's folder or inside it (`/etc/edge-agent/devices/` for
+`/etc/edge-agent/site.yaml`), then in the folders of `$EDGE_AGENT_CATALOGUE` (separated by
+`:`), then in the built-in catalogue (`edge_agent/catalogue/`, installed with the package).
 
 """
 

@@ -30,7 +30,6 @@ from drivers.opcua.driver import OpcUaDriver
 
 from . import __version__
 from .backoff import Backoff
-from .changes import ChangeFilter, Deadband
 from .clock import Clock, SystemClock
 from .config.loader import ConfigError, load_site
 from .config.schema import Device, SiteConfig, stale_age_s
@@ -63,15 +62,6 @@ def _stale_ages(devices: list[Device]) -> dict[str, timedelta]:
         f"{device.name}/{name}": timedelta(seconds=stale_age_s(device, name))
         for device in devices
         for name in device.points
-    }
-
-
-def _deadbands(devices: list[Device]) -> dict[str, Deadband]:
-    return {
-        f"{device.name}/{name}": Deadband(point.deadband, point.deadband_pct)
-        for device in devices
-        for name, point in device.points.items()
-        if point.deadband is not None or point.deadband_pct is not None
     }
 
 
@@ -129,9 +119,6 @@ class Agent:
         replaces both lists."""
         self.summariser = Summariser(self.config, self.clock, self.outbox)
         self.image.subscribe(self.summariser.on_readings)
-        self._deadbands = _deadbands(self.config.devices)
-        self.changes = ChangeFilter(self._deadbands)
-        self.image.subscribe(self.changes.on_readings)
         if commands_file is None and outbox is None:
             commands_file = settings.path.with_name("commands.json")
         self.commands = Commands(self.config, CommandStore(commands_file))
@@ -312,9 +299,6 @@ class Agent:
         self._where = where_devices_are(applied)
         self.image.retain(_stale_ages(applied.devices))
         self.summariser.apply(applied.devices)
-        # The change filter reads this very dict: updated in place, not replaced.
-        self._deadbands.clear()
-        self._deadbands.update(_deadbands(applied.devices))
         units = units_of(applied)
         for key in plan.restart + plan.start:
             self._polling[key] = self._build(units[key])

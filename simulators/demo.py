@@ -1,4 +1,5 @@
-"""`edge-agent demo`: a simulated meter, a broker, the agent, and a live view of both ends.
+"""`edge-agent demo`: a simulated park (or one site's devices), a broker, the agents, and a
+live view of both ends. The command itself is in `simulators.cli`.
 
 The meter simulator listens on a free loopback port and the site's devices are pointed at
 it. If nothing listens at the site's broker address, an embedded broker is started there
@@ -26,19 +27,21 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from drivers.opcua.config import OpcUaDevice
-from simulators.broker import MosquittoBroker, find_mosquitto, is_listening
-from simulators.machines import PHYSICS, Furnace
-from simulators.meter import MeterModel
-from simulators.modbus_server import ModbusSimulator, SimulatedUnit
-from simulators.opcua_server import OpcUaSimulator, SimulatedMachine
-from simulators.ports import free_port
+from edge_agent.agent import Agent
+from edge_agent.clock import SystemClock
+from edge_agent.config.loader import load_site
+from edge_agent.config.schema import Device
+from edge_agent.northbound.topics import Topics
+from edge_agent.supervisor import run_until_signalled
 
-from .agent import Agent
-from .clock import SystemClock
-from .config.loader import load_site
-from .config.schema import Device
-from .northbound.topics import Topics
-from .supervisor import run_until_signalled
+from .broker import MosquittoBroker, find_mosquitto, is_listening
+from .factory import build_plant, serve_plant
+from .machines import PHYSICS, Furnace
+from .meter import MeterModel
+from .modbus_server import ModbusSimulator, SimulatedUnit
+from .opcua_server import OpcUaSimulator, SimulatedMachine
+from .park import load_scenario, site_config
+from .ports import free_port
 
 __all__ = ["run_demo"]
 
@@ -175,9 +178,6 @@ async def run_demo(site: Path, *, duration_s: float | None = None) -> int:
 async def run_park_demo(scenario_file: Path, *, duration_s: float | None = None) -> int:
     """The demo park in real time: every factory's meter and machines served on loopback, one
     agent per factory, an embedded broker where none runs, and a live view of the park."""
-    from simulators.factory import build_plant, serve_plant
-    from simulators.park import load_scenario, site_config
-
     console = _console()
     # Real time: poll often and summarise every 10 s so that something happens on screen.
     scenario = load_scenario(scenario_file).model_copy(

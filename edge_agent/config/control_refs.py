@@ -12,8 +12,8 @@ from typing import Any
 
 from edge_agent.control.config import BatchQueueConfig, DeferrableConfig
 
-from .loader import Problem, did_you_mean, problem_at
 from .located import Located, Path_
+from .problems import Problem, did_you_mean, problem_at
 
 __all__ = ["REPORTED", "control_references"]
 

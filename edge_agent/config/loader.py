@@ -11,7 +11,6 @@ import difflib
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin
 
@@ -28,7 +27,9 @@ from .catalogue import (
     known_models,
     merge_model,
 )
+from .control_refs import REPORTED, control_references
 from .located import Located, Mark, Path_, ReadError, YamlSyntaxError, read_yaml
+from .problems import Problem, did_you_mean, field_path, hint, mark_at, problem_at
 from .schema import SiteConfig
 
 __all__ = [
@@ -44,18 +45,6 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    mark: Mark
-    field: str
-    """The field path as written in the file, e.g. `devices[main-meter].points.power_kw.scale`."""
-    message: str
-
-    def __str__(self) -> str:
-        field = f"{self.field}: " if self.field else ""
-        return f"{self.mark}: {field}{self.message}"
 
 
 class ConfigError(Exception):
@@ -81,11 +70,9 @@ def load_site(path: Path | str, *, environ: dict[str, str] | None = None) -> Sit
     """Read, resolve catalogue models, and validate a site file."""
     path = Path(path)
     doc = _read(path, environ)
-    problems = [Problem(_mark(doc, p), _field_path(doc.data, p), m) for p, m in doc.env_problems]
+    problems = [Problem(mark_at(doc, p), field_path(doc.data, p), m) for p, m in doc.env_problems]
     model_problems = _resolve_models(doc, path)
     problems += model_problems + _duplicate_names(doc) + _line_references(doc)
-    from .control_refs import REPORTED, control_references  # it builds on this module
-
     problems += control_references(doc)
     try:
         config = SiteConfig.model_validate(doc.data)
@@ -124,7 +111,7 @@ def load_document(
     """
     path = Path(path)
     doc = _read(path, environ)
-    problems = [Problem(_mark(doc, p), _field_path(doc.data, p), m) for p, m in doc.env_problems]
+    problems = [Problem(mark_at(doc, p), field_path(doc.data, p), m) for p, m in doc.env_problems]
     problems += checks(doc) if checks is not None else []
     try:
         result = model.model_validate(doc.data)
@@ -133,16 +120,6 @@ def load_document(
     if problems:
         raise ConfigError(_ordered(problems))
     return result
-
-
-def problem_at(doc: Located, path: Path_, message: str, *, key: bool = False) -> Problem:
-    """A problem at `path` in the data, with its file, line and column and its field path."""
-    return Problem(_mark(doc, path, key=key), _field_path(doc.data, path), message)
-
-
-def did_you_mean(word: str, candidates: list[str]) -> str:
-    """`; did you mean 'x'?` for the closest candidate, or nothing."""
-    return _did_you_mean(word, candidates)
 
 
 def _read(path: Path, environ: dict[str, str] | None) -> Located:
@@ -225,8 +202,8 @@ def _duplicate_names(doc: Located) -> list[Problem]:
             path: Path_ = ("devices", index, "name")
             problems.append(
                 Problem(
-                    _mark(doc, path),
-                    _field_path(doc.data, path),
+                    mark_at(doc, path),
+                    field_path(doc.data, path),
                     f"two devices are named {name!r} (entries "
                     f"{first[name] + 1} and {index + 1}); names must be unique",
                 )
@@ -254,10 +231,10 @@ def _line_references(doc: Located) -> list[Problem]:
             known = ", ".join(sorted(str(n) for n in declared)) or "none are declared"
             problems.append(
                 Problem(
-                    _mark(doc, path),
-                    _field_path(doc.data, path),
+                    mark_at(doc, path),
+                    field_path(doc.data, path),
                     f"no line named {line!r} under modbus_lines ({known})"
-                    f"{_did_you_mean(line, [str(n) for n in declared])}",
+                    f"{did_you_mean(line, [str(n) for n in declared])}",
                 )
             )
     return problems
@@ -282,13 +259,13 @@ def _resolve_models(
         model_path = (*path, "model")
         found = find_model(str(model), dirs) if isinstance(model, str) else None
         if found is None:
-            hint = _did_you_mean(str(model), known_models(dirs))
+            suggestion = did_you_mean(str(model), known_models(dirs))
             problems.append(
                 Problem(
-                    _mark(doc, model_path),
-                    _field_path(doc.data, model_path),
+                    mark_at(doc, model_path),
+                    field_path(doc.data, model_path),
                     f"unknown device model {model!r}; the catalogue ({', '.join(map(str, dirs))}) "
-                    f"has: {', '.join(known_models(dirs)) or 'nothing'}{hint}",
+                    f"has: {', '.join(known_models(dirs)) or 'nothing'}{suggestion}",
                 )
             )
             continue
@@ -300,7 +277,7 @@ def _resolve_models(
         for issue in merge_model(doc, path, catalogue):
             source = issue.in_catalogue or doc
             problems.append(
-                Problem(_mark(source, issue.path), ".".join(map(str, issue.path)), issue.message)
+                Problem(mark_at(source, issue.path), ".".join(map(str, issue.path)), issue.message)
             )
     return problems
 
@@ -349,27 +326,27 @@ def _problem(
         if allowed is None:
             allowed = _allowed_keys(doc.data, path[:-1], root)
         words = close.get(path)
-        hint = _did_you_mean(key, allowed) if words is None else _hint(words)
+        suggestion = did_you_mean(key, allowed) if words is None else hint(words)
         listing = f"; expected one of: {', '.join(sorted(allowed))}" if allowed else ""
-        message = f"unknown field {key!r}{hint}{listing}"
-        return Problem(_mark(doc, path, key=True), _field_path(doc.data, path), message)
+        message = f"unknown field {key!r}{suggestion}{listing}"
+        return Problem(mark_at(doc, path, key=True), field_path(doc.data, path), message)
     if kind == "missing" and path[-1:] == ("points",) and len(path) == 3:
         return Problem(
-            _mark(doc, path[:-1]),
-            _field_path(doc.data, path),
+            mark_at(doc, path[:-1]),
+            field_path(doc.data, path),
             "required field is missing: list the device's points, or name a "
             "catalogue model with `model:` (edge-agent check shows the models)",
         )
     if kind == "missing":
         return Problem(
-            _mark(doc, path[:-1]), _field_path(doc.data, path), "required field is missing"
+            mark_at(doc, path[:-1]), field_path(doc.data, path), "required field is missing"
         )
     if kind == "union_tag_invalid":
         ctx = error.get("ctx", {})
         tag = str(ctx.get("discriminator", "driver")).strip(chr(39))
         message = f"unknown {tag} {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
         field = (*path, tag)
-        return Problem(_mark(doc, field), _field_path(doc.data, field), message)
+        return Problem(mark_at(doc, field), field_path(doc.data, field), message)
     plain = {
         "model_type": "expected a mapping (indented `key: value` lines)",
         "model_attributes_type": "expected a mapping (indented `key: value` lines)",
@@ -378,20 +355,20 @@ def _problem(
     }
     if kind in plain:
         return Problem(
-            _mark(doc, path), _field_path(doc.data, path), f"{plain[kind]}; found {_shown(found)}"
+            mark_at(doc, path), field_path(doc.data, path), f"{plain[kind]}; found {_shown(found)}"
         )
     if kind == "too_short":
         least = error.get("ctx", {}).get("min_length", 1)
         return Problem(
-            _mark(doc, path),
-            _field_path(doc.data, path),
+            mark_at(doc, path),
+            field_path(doc.data, path),
             f"expected at least {least} item{'s' if least != 1 else ''}; found none",
         )
     if kind == "string_pattern_mismatch":
         pattern = error.get("ctx", {}).get("pattern", "")
         return Problem(
-            _mark(doc, path),
-            _field_path(doc.data, path),
+            mark_at(doc, path),
+            field_path(doc.data, path),
             f"expected text matching {pattern} (lower-case letters, digits, '-', '_' "
             f"for names); found {_shown(found)}",
         )
@@ -408,7 +385,7 @@ def _problem(
         message += f" s{_in_days(limit)}"
     if kind not in ("value_error", "assertion_error") and not isinstance(found, dict | list):
         message += f"; found {_shown(found)}"
-    return Problem(_mark(doc, path), _field_path(doc.data, path), message)
+    return Problem(mark_at(doc, path), field_path(doc.data, path), message)
 
 
 def _shown(found: Any) -> str:
@@ -438,31 +415,6 @@ def _data_path(data: Any, loc: tuple[str | int, ...], kind: str) -> Path_:
             continue  # a discriminator tag that pydantic inserts for unions
         path.append(part)
     return tuple(path)
-
-
-def _mark(doc: Located, path: Path_, *, key: bool = False) -> Mark:
-    return doc.mark_for(path, key=key) or Mark("?", 1, 1)
-
-
-def _field_path(data: Any, path: Path_) -> str:
-    """`devices[main-meter].port`: devices are named by their name, which is what people know."""
-    parts: list[str] = []
-    for part in path:
-        if isinstance(part, int):
-            name = (
-                data[part].get("name")
-                if isinstance(data, list) and isinstance(data[part], dict)
-                else None
-            )
-            parts[-1:] = [f"{parts[-1] if parts else ''}[{name or part}]"]
-        else:
-            parts.append(str(part))
-        if isinstance(data, dict | list):
-            try:
-                data = data[part]  # type: ignore[index]
-            except (KeyError, IndexError, TypeError):
-                data = None
-    return ".".join(parts)
 
 
 def _allowed_keys(data: Any, path: Path_, root: type[BaseModel] = SiteConfig) -> list[str]:
@@ -508,14 +460,6 @@ def _choose(annotation: Any, data: Any) -> Any:
                     return member
         return members[0] if len(members) == 1 else None
     return annotation
-
-
-def _did_you_mean(word: str, candidates: list[str]) -> str:
-    return _hint(difflib.get_close_matches(word, candidates, n=1, cutoff=0.6))
-
-
-def _hint(close: list[str]) -> str:
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _ordered(problems: list[Problem]) -> list[Problem]:

@@ -69,7 +69,7 @@ import numpy as np
 from edge_agent.control.plan_milp import new_highs
 
 from .equipment import BatchFurnace, Charger, Machine, RooftopPv
-from .stores import process_change, store_model
+from .stores import StoreModel, process_change, store_model, unloaded_on_share
 
 __all__ = ["GRID_S", "BoundDay", "solve_bound"]
 
@@ -109,6 +109,11 @@ class BoundDay:
     """No window's demand above this (the no-control run's peak window)."""
     over_cap_kw_min: float | None = None
     """No more kW·min over the limit than this (the no-control run's)."""
+    motor_stop_s: Mapping[str, float] = field(default_factory=dict)
+    """Per compressor, the most motor-off time the controls may buy it in the day by
+    shedding it (its sheds a day times what one shed stops, `motor_off_per_shed_s`): 0 for
+    one no control may shed. A compressor not named may be stopped at any time, its
+    unloaded running all saved (the loosest)."""
     zone: str = "Asia/Ho_Chi_Minh"
 
     @property
@@ -349,10 +354,17 @@ def _store(model: _Model, day: BoundDay, name: str, machine: Machine, site: list
     state = lp.col(store.state, store.state)
     model.floor_kwh[name] = store.floor_kw * hours * len(site)
     drawn = model.machine_kwh.setdefault(name, {})
+    stops: list[int] = []
     for k, start in enumerate(day.window_starts):
         delivered = lp.col(0.0, (store.rated_kw - store.floor_kw) * hours)
         lp.add(site[k], delivered, -1.0 / hours)
         drawn[delivered] = 1.0
+        if store.unloaded_kw > 0.0:
+            stops.append(
+                _unloaded(
+                    model, day, machine, store, k=k, delivery=(delivered, drawn), site_row=site[k]
+                )
+            )
         following = lp.col(-_INF, _INF)
         change = process_change(machine, start, start + window)
         lp.row({following: 1.0, state: -1.0, delivered: -store.gain_per_kwh}, change, change)
@@ -371,6 +383,42 @@ def _store(model: _Model, day: BoundDay, name: str, machine: Machine, site: list
         lp.row({state: 1.0, refill: store.gain_per_kwh}, -_INF, store.state)
     for row in site:  # the floor is drawn whatever the control
         lp.row_lower[row] += store.floor_kw
+    if stops and name in day.motor_stop_s:
+        lp.row(dict.fromkeys(stops, 1.0), -_INF, day.motor_stop_s[name] / 3600)
+
+
+def _unloaded(
+    model: _Model,
+    day: BoundDay,
+    machine: Machine,
+    store: StoreModel,
+    *,
+    k: int,
+    delivery: tuple[int, dict[int, float]],
+    site_row: int,
+) -> int:
+    """A compressor's unloaded running in window k, kWh: at least its motor's own share of
+    the time it is not loaded (`unloaded_on_share`), less what stopped hours save (each at
+    most `unloaded_kw`, whatever the share). `delivery`: the window's loaded-energy column
+    and the machine's drawn columns. Returns the window's stopped hours' column."""
+    lp, hours = model.lp, day.window_s / 3600
+    delivered, drawn = delivery
+    start = day.window_starts[k]
+    share = unloaded_on_share(machine, start, start + timedelta(seconds=day.window_s))
+    unloaded = lp.col(0.0, _INF)
+    stopped = lp.col(0.0, hours)
+    lp.add(site_row, unloaded, -1.0 / hours)
+    drawn[unloaded] = 1.0
+    lp.row(
+        {
+            unloaded: 1.0,
+            delivered: store.unloaded_kw * share / store.rated_kw,
+            stopped: store.unloaded_kw,
+        },
+        store.unloaded_kw * share * hours,
+        _INF,
+    )
+    return stopped
 
 
 @dataclass(frozen=True)

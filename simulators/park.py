@@ -598,6 +598,12 @@ def score_runs(scenario: Scenario, runs: dict[str, Run]) -> dict[str, Any]:
                 window_s=WINDOW_S,
                 tariff=tariff,
                 zone=zone,
+                loads=[
+                    LoadConfig.model_validate(policy)
+                    for machine in factory.machines
+                    for mode in ("agent", "limiter")
+                    if (policy := machine.load_policy(mode)) is not None
+                ],
             )
             base = per["none"]["cost_vnd"]
             bound = base - per["hindsight"]["cost_vnd"]

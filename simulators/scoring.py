@@ -18,20 +18,22 @@ broke one of the constraints the bound assumes of an acceptable control.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from edge_agent.clock import Clock
+from edge_agent.control.config import LoadConfig
 from edge_agent.energy.tariff import EmissionsConfig, TariffConfig, price_at
 
 from .bound import BoundDay, export_risk_windows, solve_bound
 from .carried import Leftover, carried_work, left_at
-from .equipment import BatchFurnace, Charger, Machine
-from .stores import deficit_kwh, store_model
+from .equipment import AirCompressor, BatchFurnace, Charger, Machine
+from .stores import deficit_kwh, motor_off_per_shed_s, store_model
 
-__all__ = ["FactoryRecord", "Recorder", "check_bound", "hindsight", "score"]
+__all__ = ["FactoryRecord", "Recorder", "check_bound", "hindsight", "motor_stop_s", "score"]
 
 
 @dataclass
@@ -192,12 +194,15 @@ def hindsight(
     window_s: int,
     tariff: TariffConfig,
     zone: str,
+    loads: Sequence[LoadConfig] | None = None,
     time_limit_s: float = 120.0,
 ) -> dict[str, Any]:
     """The perfect-hindsight bound on the no-control run's `record` and `machines`
     (bound.py): the day's realised load besides the movable machines, every batch, session
     and store placed knowing it all, no window above that run's peak, no more over the
-    limit than it had. Empty without a window."""
+    limit than it had. `loads`: every control's loads (the agent's and the limiter's), for
+    how long their sheds may stop a compressor's motor (None: any time, the loosest).
+    Empty without a window."""
     starts = record.window_starts
     if not starts:
         return {}
@@ -227,6 +232,7 @@ def hindsight(
         over_cap_kw_min=None
         if limit is None
         else sum(max(0.0, kw - limit) * window_s / 60 for kw in demand),
+        motor_stop_s={} if loads is None else motor_stop_s(movable, loads, starts[0], end, zone),
         zone=zone,
     )
     result = solve_bound(day, time_limit_s=time_limit_s)
@@ -234,6 +240,37 @@ def hindsight(
         record.import_kwh, record.machine_kwh, machines
     )
     return result
+
+
+def motor_stop_s(
+    machines: Mapping[str, Machine],
+    loads: Sequence[LoadConfig],
+    start: datetime,
+    end: datetime,
+    zone: str,
+) -> dict[str, float]:
+    """Per compressor, the most motor-off time any of the controls' sheds can buy it over
+    [start, end): each local day's sheds times what one shed stops (0 where no control may
+    shed it). A load switches the machine of its device."""
+    local = ZoneInfo(zone)
+    days = len(
+        {start.astimezone(local).date(), (end - timedelta(seconds=1)).astimezone(local).date()}
+    )
+    allowed: dict[str, float] = {}
+    for name, machine in machines.items():
+        if not isinstance(machine, AirCompressor):
+            continue
+        allowed[name] = max(
+            (
+                load.max_sheds_per_day
+                * days
+                * motor_off_per_shed_s(machine, load.max_off_s, start, end)
+                for load in loads
+                if load.device == name and load.sheddable
+            ),
+            default=0.0,
+        )
+    return allowed
 
 
 _TOLERANCE = 2e-4

@@ -10,6 +10,7 @@ taking the on/off duty over a window as a fraction: a relaxation, never a restri
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +18,15 @@ from .equipment import AirCompressor, Chiller, Machine, TankPump
 from .equipment.chiller import _WATER_KJ_PER_M3_K
 from .equipment.compressor import _ATMOSPHERE_BAR
 
-__all__ = ["INTEGRATION_STEP_S", "StoreModel", "deficit_kwh", "process_change", "store_model"]
+__all__ = [
+    "INTEGRATION_STEP_S",
+    "StoreModel",
+    "deficit_kwh",
+    "motor_off_per_shed_s",
+    "process_change",
+    "store_model",
+    "unloaded_on_share",
+]
 
 INTEGRATION_STEP_S = 5.0
 """The step the process's draw is integrated on, as the plant steps its physics (the bench's
@@ -44,6 +53,10 @@ class StoreModel:
     rated_kw: float
     gain_per_kwh: float
     """State change per kWh drawn above the floor, in `unit`/kWh."""
+    unloaded_kw: float = 0.0
+    """What the machine draws running while delivering nothing (a compressor's motor
+    unloaded): energy that no schedule of the delivery removes, only a stopped motor
+    (`unloaded_on_share`, `motor_off_per_shed_s`); 0 for the others."""
 
 
 def store_model(machine: Machine, state: float | None = None) -> StoreModel | None:
@@ -70,11 +83,18 @@ def store_model(machine: Machine, state: float | None = None) -> StoreModel | No
         bar_per_m3 = _ATMOSPHERE_BAR / machine.receiver_m3
         now = machine.pressure_bar if state is None else state
         high = machine.cut_out_bar + machine.fad_m3_min * _OVERSHOOT_S / 60.0 * bar_per_m3
-        # Loaded it draws rated and delivers `fad_m3_min`; unloaded running delivers nothing
-        # and is left out (it only adds energy), so the floor is 0.
+        # Loaded it draws rated and delivers `fad_m3_min`; unloaded it delivers nothing and
+        # draws `unloaded_kw` while its motor runs, so the floor is 0 (a stopped motor).
         gain = machine.fad_m3_min * 60.0 / machine.rated_kw * bar_per_m3
         return StoreModel(
-            "bar", now, min(machine.min_bar, now), max(high, now), 0.0, machine.rated_kw, gain
+            "bar",
+            now,
+            min(machine.min_bar, now),
+            max(high, now),
+            0.0,
+            machine.rated_kw,
+            gain,
+            unloaded_kw=machine.rated_kw * machine.unloaded_share,
         )
     if isinstance(machine, TankPump):
         pct_per_m3 = 100.0 / machine.tank_m3
@@ -112,3 +132,54 @@ def deficit_kwh(model: StoreModel, start_state: float) -> float:
     """The energy, kWh, to bring the store from its state back to `start_state` when it holds
     less work than it did (0 when it holds as much or more)."""
     return max(0.0, (start_state - model.state) / model.gain_per_kwh)
+
+
+_STEP_ROOM = 0.98
+"""The share of the ideal unloaded running the bound keeps: the plant switches on its own
+step and the bound integrates the draw on another, so a day's unloaded running comes out
+a few tenths of a per cent either side of the ideal; two per cent less keeps it below."""
+
+_DEMAND_MARGIN_S = 900.0
+"""How far beyond a window the air demand is looked at for its lowest: an unloaded spell
+that ends in a window may have begun up to a run-on before it."""
+
+
+def unloaded_on_share(machine: Machine, start: datetime, end: datetime) -> float:
+    """The least share of its unloaded time a compressor's motor runs in [start, end) on its
+    own switch (1 for a machine that is not a compressor). Unloaded at cut-out, the motor
+    runs until the receiver falls to cut-in or for `run_on_s`, whichever is first; the fall
+    takes the band's air over the demand, so the share is run_on · demand / band air,
+    taken at the lowest demand around the window (the longest spells): any schedule of the
+    delivery leaves at least this share running, only a stop bought by a shed less."""
+    if not isinstance(machine, AirCompressor):
+        return 1.0
+    band_m3 = (machine.cut_out_bar - machine.cut_in_bar) * machine.receiver_m3 / _ATMOSPHERE_BAR
+    lowest = _lowest_demand_m3_min(machine, start, end)
+    if band_m3 <= 0.0:
+        return _STEP_ROOM
+    return _STEP_ROOM * min(1.0, machine.run_on_s / 60.0 * lowest / band_m3)
+
+
+def motor_off_per_shed_s(
+    machine: Machine, max_off_s: float, start: datetime, end: datetime
+) -> float:
+    """The most motor-off time one shed of a compressor can buy in [start, end): held off
+    for at most `max_off_s`, then, enabled again, its motor stays stopped until the receiver
+    falls from the top of its band to cut-in, at the day's lowest demand (the longest fall)."""
+    if not isinstance(machine, AirCompressor):
+        return max_off_s
+    model = store_model(machine)
+    assert model is not None
+    lowest = max(_lowest_demand_m3_min(machine, start, end), 1e-6)
+    fall_m3 = max(0.0, model.high - machine.cut_in_bar) * machine.receiver_m3 / _ATMOSPHERE_BAR
+    return max_off_s + fall_m3 / lowest * 60.0
+
+
+def _lowest_demand_m3_min(machine: AirCompressor, start: datetime, end: datetime) -> float:
+    step = timedelta(seconds=INTEGRATION_STEP_S)
+    margin = timedelta(seconds=_DEMAND_MARGIN_S)
+    moment, last, lowest = start - margin, end + margin, math.inf
+    while moment <= last:
+        lowest = min(lowest, machine.demand_m3_min(moment))
+        moment += step
+    return lowest

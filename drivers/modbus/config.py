@@ -111,7 +111,7 @@ class ModbusDeviceBase(StrictModel):
 
     name: Name
     model: str | None = None
-    """A catalogue model (edge_agent/catalogue/<model>.yaml) whose points this device starts from."""
+    """A catalogue model (edge_agent/catalogue/<model>.yaml) whose points the device starts from."""
     unit: int = Field(default=1, ge=0, le=255)
     """The Modbus unit (slave) id; gateways and serial lines route by it."""
     poll_interval_s: Seconds = 1.0

@@ -69,7 +69,13 @@ import numpy as np
 from edge_agent.control.plan_milp import new_highs
 
 from .equipment import BatchFurnace, Charger, Machine, RooftopPv
-from .stores import StoreModel, process_change, store_model, unloaded_on_share
+from .stores import (
+    StoreModel,
+    motor_off_per_shed_s,
+    process_change,
+    store_model,
+    unloaded_on_share,
+)
 
 __all__ = ["GRID_S", "BoundDay", "solve_bound"]
 
@@ -109,11 +115,11 @@ class BoundDay:
     """No window's demand above this (the no-control run's peak window)."""
     over_cap_kw_min: float | None = None
     """No more kW·min over the limit than this (the no-control run's)."""
-    motor_stop_s: Mapping[str, float] = field(default_factory=dict)
-    """Per compressor, the most motor-off time the controls may buy it in the day by
-    shedding it (its sheds a day times what one shed stops, `motor_off_per_shed_s`): 0 for
-    one no control may shed. A compressor not named may be stopped at any time, its
-    unloaded running all saved (the loosest)."""
+    motor_sheds: Mapping[str, tuple[int, float]] = field(default_factory=dict)
+    """Per compressor, the sheds the controls may make of it in the day and the longest one
+    holds it off, s: each stops its motor for at most `motor_off_per_shed_s` ((0, 0) for one
+    no control may shed). A compressor not named may be stopped at any time, its unloaded
+    running all saved (the loosest)."""
     zone: str = "Asia/Ho_Chi_Minh"
 
     @property
@@ -383,8 +389,20 @@ def _store(model: _Model, day: BoundDay, name: str, machine: Machine, site: list
         lp.row({state: 1.0, refill: store.gain_per_kwh}, -_INF, store.state)
     for row in site:  # the floor is drawn whatever the control
         lp.row_lower[row] += store.floor_kw
-    if stops and name in day.motor_stop_s:
-        lp.row(dict.fromkeys(stops, 1.0), -_INF, day.motor_stop_s[name] / 3600)
+    if stops and name in day.motor_sheds:
+        sheds, max_off_s = day.motor_sheds[name]
+        window = timedelta(seconds=day.window_s)
+        per_shed_h = [
+            motor_off_per_shed_s(machine, max_off_s, start, start + window) / 3600
+            for start in day.window_starts
+        ]
+        # Each window's stopped hours are a share of a shed's most there; the shares sum to
+        # the sheds of the day at most.
+        lp.row(
+            {col: 1.0 / max(h, 1e-9) for col, h in zip(stops, per_shed_h, strict=True)},
+            -_INF,
+            float(sheds),
+        )
 
 
 def _unloaded(

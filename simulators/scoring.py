@@ -31,9 +31,9 @@ from edge_agent.energy.tariff import EmissionsConfig, TariffConfig, price_at
 from .bound import BoundDay, export_risk_windows, solve_bound
 from .carried import Leftover, carried_work, left_at
 from .equipment import AirCompressor, BatchFurnace, Charger, Machine
-from .stores import deficit_kwh, motor_off_per_shed_s, store_model
+from .stores import deficit_kwh, store_model
 
-__all__ = ["FactoryRecord", "Recorder", "check_bound", "hindsight", "motor_stop_s", "score"]
+__all__ = ["FactoryRecord", "Recorder", "check_bound", "hindsight", "motor_sheds", "score"]
 
 
 @dataclass
@@ -232,7 +232,7 @@ def hindsight(
         over_cap_kw_min=None
         if limit is None
         else sum(max(0.0, kw - limit) * window_s / 60 for kw in demand),
-        motor_stop_s={} if loads is None else motor_stop_s(movable, loads, starts[0], end, zone),
+        motor_sheds={} if loads is None else motor_sheds(movable, loads, starts[0], end, zone),
         zone=zone,
     )
     result = solve_bound(day, time_limit_s=time_limit_s)
@@ -242,34 +242,28 @@ def hindsight(
     return result
 
 
-def motor_stop_s(
+def motor_sheds(
     machines: Mapping[str, Machine],
     loads: Sequence[LoadConfig],
     start: datetime,
     end: datetime,
     zone: str,
-) -> dict[str, float]:
-    """Per compressor, the most motor-off time any of the controls' sheds can buy it over
-    [start, end): each local day's sheds times what one shed stops (0 where no control may
-    shed it). A load switches the machine of its device."""
+) -> dict[str, tuple[int, float]]:
+    """Per compressor, the most sheds any of the controls may make of it over [start, end)
+    (each local day's budget) and the longest a shed holds it off; (0, 0) where no control
+    may shed it. A load switches the machine of its device."""
     local = ZoneInfo(zone)
     days = len(
         {start.astimezone(local).date(), (end - timedelta(seconds=1)).astimezone(local).date()}
     )
-    allowed: dict[str, float] = {}
+    allowed: dict[str, tuple[int, float]] = {}
     for name, machine in machines.items():
-        if not isinstance(machine, AirCompressor):
-            continue
-        allowed[name] = max(
-            (
-                load.max_sheds_per_day
-                * days
-                * motor_off_per_shed_s(machine, load.max_off_s, start, end)
-                for load in loads
-                if load.device == name and load.sheddable
-            ),
-            default=0.0,
-        )
+        if isinstance(machine, AirCompressor):
+            mine = [load for load in loads if load.device == name and load.sheddable]
+            allowed[name] = (
+                max((load.max_sheds_per_day * days for load in mine), default=0),
+                max((load.max_off_s for load in mine), default=0.0),
+            )
     return allowed
 
 

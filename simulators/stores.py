@@ -163,16 +163,20 @@ def unloaded_on_share(machine: Machine, start: datetime, end: datetime) -> float
 def motor_off_per_shed_s(
     machine: Machine, max_off_s: float, start: datetime, end: datetime
 ) -> float:
-    """The most motor-off time one shed of a compressor can buy in [start, end): held off
-    for at most `max_off_s`, then, enabled again, its motor stays stopped until the receiver
-    falls from the top of its band to cut-in, at the day's lowest demand (the longest fall)."""
+    """The most motor-off time one shed of a compressor starting in [start, end) can buy.
+    Held off, its receiver falls from at most the top of its band; held past the process
+    minimum the band is broken, so the hold ends by then or at `max_off_s`; enabled again
+    above cut-in, the motor stays stopped until the receiver falls to it. Either fall is
+    taken at the lowest demand around the window (the longest)."""
     if not isinstance(machine, AirCompressor):
         return max_off_s
     model = store_model(machine)
     assert model is not None
+    m3_per_bar = machine.receiver_m3 / _ATMOSPHERE_BAR
     lowest = max(_lowest_demand_m3_min(machine, start, end), 1e-6)
-    fall_m3 = max(0.0, model.high - machine.cut_in_bar) * machine.receiver_m3 / _ATMOSPHERE_BAR
-    return max_off_s + fall_m3 / lowest * 60.0
+    to_cut_in_s = max(0.0, model.high - machine.cut_in_bar) * m3_per_bar / lowest * 60.0
+    to_minimum_s = max(0.0, model.high - machine.min_bar) * m3_per_bar / lowest * 60.0
+    return max(to_cut_in_s, min(max_off_s, to_minimum_s))
 
 
 def _lowest_demand_m3_min(machine: AirCompressor, start: datetime, end: datetime) -> float:

@@ -2,10 +2,11 @@
 
 What may be shed, in which order, and where the process says stop: a charger pauses first
 (its session has hours to go), then the pump (the tank rides through), the compressors (a
-receiver holds a minute or two) and the chiller (its storage holds half an hour); the
-moulders and PV are not loads. The batch furnace and the chargers are also deferrable: the
-planner moves their work into cheap hours. Band margins are wide enough for a decision to
-reach the machine through a poll, a control cycle and a PLC scan.
+receiver holds a minute or two; one running unloaded may be stopped until cut-in) and the
+chiller (its storage holds half an hour); the moulders and PV are not loads. The batch
+furnace and the chargers are also deferrable: the planner moves their work into cheap
+hours. Band margins are wide enough for a decision to reach the machine through a poll, a
+control cycle and a PLC scan.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _POLICIES: dict[str, dict[str, Any]] = {
         "min_on_s": 120,
         "min_off_s": 60,
         "max_off_s": 180,
+        "idle_share": 0.4,
         "band": {"point": "pressure_bar", "minimum": 6.0, "margin": 0.6},
     },
     "process-chiller": {
@@ -95,8 +97,10 @@ def load_for(
             load.pop("band", None)
         else:
             load[key] = value
-    if mode == "limiter" and "deferrable" in load:
-        del load["deferrable"]
-        if not load.get("sheddable"):
-            return None
+    if mode == "limiter":  # the classic limiter: sheds for the limit, nothing else
+        load.pop("idle_share", None)
+        if "deferrable" in load:
+            del load["deferrable"]
+            if not load.get("sheddable"):
+                return None
     return load

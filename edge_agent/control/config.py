@@ -144,6 +144,13 @@ class LoadConfig(StrictModel):
     max_off_s: PositiveFloat = 1800
     """A shed load is restored after this long whatever the demand."""
     max_sheds_per_day: int = Field(default=6, ge=0)
+    idle_share: float | None = Field(default=None, gt=0.0, lt=1.0)
+    """The share of `rated_kw` at or under which the running load idles, doing no work (an
+    air compressor's motor unloaded draws about a quarter of rated). While it idles, outside
+    the tariff's cheapest hours, the limiter may stop it with one of its sheds of the day
+    (keeping one for the limit); enabled again, the load's own control starts it when its
+    process needs it (a compressor in automatic restarts at cut-in). Only for loads whose
+    own control restarts them so; unset, an idle load is left running."""
     heartbeat: Name | None = None
     """A writable counter the device's watchdog watches; when it stops changing for the
     device's timeout, the device returns to its safe state by itself."""

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from edge_agent.clock import Clock
 from edge_agent.config.schema import SiteConfig
-from edge_agent.energy.tariff import next_change, price_at
+from edge_agent.energy.tariff import cheapest, next_change, price_at
 from edge_agent.model import PointId, Quality, Reading
 from edge_agent.northbound.commands import ControlInputs, DemandResponse
 from edge_agent.process_image import ProcessImage
@@ -201,6 +201,7 @@ class Controller:
             slack_s=self.scheduler.slack_s,
             next_price=self._next_change(now, price),
             finish_s=self.scheduler.finish_s,
+            cheapest_vnd_per_kwh=cheapest(self.site.tariff),
         )
         decided += self.limiter.step(inputs, self.guard.states.values())
         final = {a.load: a for a in decided}  # the limiter comes last: it has the last word

@@ -43,6 +43,9 @@ class LimiterInputs:
     finish_s: Mapping[str, float] = field(default_factory=dict)
     """Seconds of charging a load's session has left at its rate: a shed of it is made up
     at the session's end."""
+    cheapest_vnd_per_kwh: float | None = None
+    """The tariff's lowest price (None: one price all day): an idle load is not stopped at
+    it, where a shed of the day's budget saves the least."""
 
 
 WORTHLESS_HOLD_S = 90.0
@@ -108,7 +111,8 @@ class DemandLimiter:
         actions += self._restore(inputs, states, allowed - power)
         if self.config.shift_stores:
             actions += self._coast(inputs, states, target - power)
-        return actions
+        acted = {a.load for a in actions}
+        return actions + self._stop_idle(inputs, [s for s in states if s.name not in acted])
 
     def _unseen_kw(self, now: datetime, states: list[LoadState]) -> float:
         """The power of loads switched off moments ago that the incomer may not show yet: a
@@ -299,6 +303,31 @@ class DemandLimiter:
                 )
             )
             self._coasting[state.name] = at
+        return actions
+
+    def _stop_idle(self, inputs: LimiterInputs, states: list[LoadState]) -> list[Action]:
+        """Loads that run idle (`LoadConfig.idle_share`) are stopped, one shed of the day
+        each: their own control starts them when their process needs them, and the idle
+        running until then is saved. Never at the tariff's cheapest price, where a shed
+        saves least, and never the day's last shed, which stays for the limit."""
+        cheapest = inputs.cheapest_vnd_per_kwh
+        if cheapest is not None and inputs.price_vnd_per_kwh <= cheapest:
+            return []
+        today = inputs.now.astimezone(self.zone).date()
+        actions = []
+        for state in self._sheddable(states, inputs.now):
+            share, kw = state.config.idle_share, state.power_kw
+            if share is None or kw is None or kw > share * state.config.rated_kw:
+                continue
+            if state.sheds_left(today) < 2:
+                continue
+            kwh = kw * state.expected_hold_s() / 3600.0
+            why = (
+                f"it runs idle at {kw:.1f} kW ({share:.0%} of its {state.config.rated_kw:.0f} "
+                "kW or less), doing no work; its own control starts it again when its "
+                "process needs it"
+            )
+            actions.append(self._action(inputs, state, "shed", "idle running", why, kwh=kwh))
         return actions
 
     @staticmethod

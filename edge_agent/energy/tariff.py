@@ -16,7 +16,15 @@ from pydantic import Field, PositiveFloat
 
 from edge_agent.config.base import StrictModel
 
-__all__ = ["Band", "EmissionsConfig", "TariffConfig", "band_at", "next_change", "price_at"]
+__all__ = [
+    "Band",
+    "EmissionsConfig",
+    "TariffConfig",
+    "band_at",
+    "cheapest",
+    "next_change",
+    "price_at",
+]
 
 Band = Literal["peak", "normal", "off_peak"]
 Voltage = Literal["110kv_and_above", "22_to_110kv", "6_to_22kv", "below_6kv"]
@@ -71,6 +79,12 @@ def price_at(tariff: TariffConfig, moment: datetime, zone: str) -> tuple[Band, f
     band = band_at(tariff, moment, zone)
     prices = tariff.prices_vnd_per_kwh or PRICES_VND_PER_KWH[tariff.voltage]
     return band, float(prices[band])
+
+
+def cheapest(tariff: TariffConfig) -> float | None:
+    """The tariff's lowest price, VND/kWh; None where every band has the same price."""
+    prices = set((tariff.prices_vnd_per_kwh or PRICES_VND_PER_KWH[tariff.voltage]).values())
+    return float(min(prices)) if len(prices) > 1 else None
 
 
 def next_change(tariff: TariffConfig, moment: datetime, zone: str) -> tuple[datetime, float] | None:

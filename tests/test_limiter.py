@@ -397,6 +397,7 @@ def test_limiter_never_breaks_a_rule(  # noqa: PLR0917 (hypothesis passes them b
         extra["sheddable"] = sheddable and not critical
         if banded:
             extra["band"] = {"point": "pressure_bar", "minimum": 6.0, "margin": 0.2}
+            extra["idle_share"] = 0.4  # a compressor: it idles unloaded
         loads.append(load(f"l{i}", **extra))
     config = control(*loads)
     current = []
@@ -410,7 +411,7 @@ def test_limiter_never_breaks_a_rule(  # noqa: PLR0917 (hypothesis passes them b
         current.append(s)
     proj = None if power is None else projection(power, energy, remaining)
     fall = None if fall_s is None else (T0 + timedelta(seconds=fall_s), 1190.0)
-    inputs = LimiterInputs(T0, proj, 400, 1833, next_price=fall)
+    inputs = LimiterInputs(T0, proj, 400, 1833, next_price=fall, cheapest_vnd_per_kwh=1190)
     actions = DemandLimiter(config).step(inputs, current)
     by_name = {s.name: s for s in current}
     assert len({a.load for a in actions}) == len(actions)  # one action per load per cycle
@@ -633,3 +634,58 @@ def test_a_refusal_is_kept_once_while_the_same_rule_refuses_it() -> None:
     assert refusals.news(dataclasses.replace(decided, refused="written 2 s ago (rate limit)"))
     assert refusals.news(decided)  # done
     assert refusals.news(refused[0])  # refused again after it was done: news again
+
+
+COMPRESSOR = load(
+    "compressor",
+    priority=30,
+    rated_kw=55,
+    max_off_s=180,
+    idle_share=0.4,
+    band={"point": "pressure_bar", "minimum": 6.0, "margin": 0.6},
+)
+UNLOADED = {"power_kw": 13.75, "band_value": 7.4}
+"""Just unloaded at cut-out: a quarter of its rated power, doing no work."""
+
+
+def idle_step(
+    state: dict[str, Any], price: float = 1833.0, cheapest: float | None = 1190.0, **fields: Any
+) -> list[Action]:
+    config = control(LoadConfig.model_validate(COMPRESSOR.model_dump() | fields))
+    inputs = LimiterInputs(
+        T0, projection(200), config.limit_kw, price, cheapest_vnd_per_kwh=cheapest
+    )
+    return DemandLimiter(config).step(inputs, states(config, compressor=UNLOADED | state))
+
+
+def test_a_load_running_idle_is_stopped_with_a_shed() -> None:
+    [stop] = idle_step({})
+    assert (stop.kind, stop.load, stop.binding) == ("shed", "compressor", "idle running")
+    assert "runs idle at 13.8 kW (40% of its 55 kW or less)" in stop.reason
+    # What it saves if it stays stopped for its maximum off time.
+    assert stop.expected_kwh == pytest.approx(13.75 * 180 / 3600, abs=0.001)
+    # On a tariff with one price all day, any hour is as good as another.
+    assert [a.binding for a in idle_step({}, cheapest=None)] == ["idle running"]
+
+
+@pytest.mark.parametrize(
+    ("case", "state", "price", "fields"),
+    [
+        ("it runs loaded, doing work", {"power_kw": 55.0}, 1833.0, {}),
+        ("its power cannot be read", {"power_kw": None}, 1833.0, {}),
+        ("the tariff's cheapest hours, where a shed saves least", {}, 1190.0, {}),
+        (
+            "its last shed of the day is kept for the limit",
+            {"sheds_today": 1},
+            1833.0,
+            {"max_sheds_per_day": 2},
+        ),
+        ("its pressure is near its band", {"band_value": 7.1}, 1833.0, {}),
+        ("the site has not said it idles", {}, 1833.0, {"idle_share": None}),
+        ("on for less than its minimum on time", {"since": T0 - timedelta(seconds=30)}, 1833.0, {}),
+    ],
+)
+def test_an_idle_load_is_left_running(
+    case: str, state: dict[str, Any], price: float, fields: dict[str, Any]
+) -> None:
+    assert idle_step({"sheds_on": T0.date()} | state, price, **fields) == []

@@ -689,3 +689,40 @@ def test_an_idle_load_is_left_running(
     case: str, state: dict[str, Any], price: float, fields: dict[str, Any]
 ) -> None:
     assert idle_step({"sheds_on": T0.date()} | state, price, **fields) == []
+
+
+def drifting_chiller(readings: list[tuple[float, float, float]]) -> LoadState:
+    """A chiller's state after readings (seconds from T0, supply °C, kW)."""
+    state = LoadState(CHILLER)
+    for seconds, celsius, kw in readings:
+        state.band_value, state.power_kw = celsius, kw
+        state.observe_band(T0 + timedelta(seconds=seconds))
+    return state
+
+
+def test_a_store_learns_its_drift_while_it_draws_nothing() -> None:
+    # Stopped by its own thermostat (standby 0.8 kW): the tank warms 0.1 K a minute.
+    state = drifting_chiller([(0, 7.0, 0.8), (60, 7.1, 0.8), (120, 7.2, 0.8)])
+    assert state.drift_per_s == pytest.approx(0.1 / 60)
+    # Restore edge 11 °C (12 less its margin): 3.8 K to go at 0.1 K/min.
+    assert state.band_hold_s() == pytest.approx(38 * 60)
+    # Running, it cools: that is not the process's drift, and it breaks the stretch.
+    running = drifting_chiller([(0, 7.0, 0.8), (60, 7.1, 0.8), (120, 6.9, 75.0), (180, 6.7, 75)])
+    assert running.drift_per_s == pytest.approx(0.1 / 60)
+    assert drifting_chiller([(0, 7.0, 75.0), (60, 6.8, 75.0)]).drift_per_s is None
+
+
+@pytest.mark.parametrize(
+    ("celsius", "coasts"),
+    [
+        # 11 − 8 = 3 K at 0.1 K/min: 30 min, of which 80 % (24 min) counted; the fall is in 10.
+        (8.0, True),
+        # 11 − 9.8 = 1.2 K: 12 min, 9.6 counted: the band would bring it back before the fall.
+        (9.8, False),
+    ],
+)
+def test_a_store_rides_to_the_fall_on_the_drift_it_has_shown(celsius: float, coasts: bool) -> None:
+    # No shed has shown its hold yet (hold_s None): the drift alone says how long it holds.
+    state = {"hold_s": None, "band_value": celsius, "drift_per_s": 0.1 / 60}
+    actions = coast(projection(200), state)[2]
+    assert [(a.load, a.binding) for a in actions] == ([("chiller", "tariff")] if coasts else [])

@@ -238,6 +238,7 @@ class Controller:
             )
             if config.band is not None:
                 state.band_value = self._good(snapshot, f"{config.device}/{config.band.point}")
+                state.observe_band(now)
         return actions
 
     def _overrides(self, now: datetime) -> list[Action]:

@@ -61,6 +61,11 @@ COAST_MIN_S = 300.0
 """A store that holds less than this moves too little of its work past a price fall to be
 worth a shed of the day's budget."""
 
+DRIFT_TRUST = 0.8
+"""The share of a store's hold from its drift that a coast counts on: the process's draw
+follows the shift, and a store the band brings back before the fall makes up in the dear
+hours."""
+
 UNSEEN_S = 20.0
 """How long a switched-off load's power may still be in the incomer's reading (the write, the
 machine's stop and the meter's next poll), at least; three control cycles where they are
@@ -270,9 +275,11 @@ class DemandLimiter:
         room_kw -= sum(by_name[name].config.rated_kw for name in self._coasting if name in by_name)
         actions = []
         for state in self._sheddable(states, inputs.now):
-            # What its band has shown it holds, not its maximum off time: a store that the
-            # band brings back before the fall makes up at once, in the dear hours.
-            hold_s = 0.0 if state.hold_s is None else state.expected_hold_s()
+            # What its store holds from where it is now, at the drift its process has
+            # shown (else what its sheds have shown), never its maximum off time alone: a
+            # store that the band brings back before the fall makes up at once, in the dear
+            # hours.
+            hold_s = self._store_hold_s(state)
             if (
                 state.config.band is None
                 or state.config.deferrable is not None
@@ -329,6 +336,16 @@ class DemandLimiter:
             )
             actions.append(self._action(inputs, state, "shed", "idle running", why, kwh=kwh))
         return actions
+
+    @staticmethod
+    def _store_hold_s(state: LoadState) -> float:
+        """How long a store shed now holds: from its band variable's distance to the edge
+        and drift, else from the sheds its band has ended, else 0; never past its maximum
+        off time."""
+        hold_s = state.band_hold_s()
+        if hold_s is None:
+            return 0.0 if state.hold_s is None else state.expected_hold_s()
+        return min(hold_s * DRIFT_TRUST, state.config.max_off_s)
 
     @staticmethod
     def _can_wait(inputs: LimiterInputs, states: list[LoadState]) -> list[LoadState]:

@@ -13,7 +13,16 @@ from typing import Literal
 
 from .config import LoadConfig
 
-__all__ = ["Action", "LoadState", "Why"]
+__all__ = ["DRAWS_NOTHING_SHARE", "DRIFT_MEMORY_S", "DRIFT_MIN_S", "Action", "LoadState", "Why"]
+
+DRAWS_NOTHING_SHARE = 0.05
+"""A load drawing this share of its rating or less is stopped (a chiller's standby)."""
+
+DRIFT_MIN_S = 20.0
+"""The shortest stretch a drift is measured over: readings closer than this are noise."""
+
+DRIFT_MEMORY_S = 900.0
+"""How far back the drift remembers: the process's draw follows the shift, over minutes."""
 
 Why = Literal["shed", "restore", "defer", "start", "override", "safe-state"]
 
@@ -38,6 +47,11 @@ class LoadState:
     hold_s: float | None = None
     """How long a shed of this load lasts before its process needs it back, learned from
     the sheds its band or maximum off time ended (None until one has)."""
+    drift_per_s: float | None = None
+    """How fast the band variable moves while the load delivers nothing (its own control
+    has it stopped or idle, or it is shed): the process draining the store, per second,
+    learned from the readings (None until seen)."""
+    _band_seen: tuple[datetime, float] | None = None
     seconds: dict[str, float] = field(
         default_factory=lambda: {"on": 0.0, "shed": 0.0, "shifted": 0.0}
     )
@@ -76,6 +90,47 @@ class LoadState:
     def learn_hold(self, seconds: float) -> None:
         """A shed ended by the process (band or maximum off time) after `seconds`."""
         self.hold_s = seconds if self.hold_s is None else 0.5 * self.hold_s + 0.5 * seconds
+
+    def observe_band(self, at: datetime) -> None:
+        """Learn the store's drift from the band reading now and the last one, when the load
+        drew no more than idle power between them (a stopped chiller's tank warming, a
+        receiver falling while its compressor runs unloaded)."""
+        value = self.band_value
+        idle_kw = (self.config.idle_share or DRAWS_NOTHING_SHARE) * self.config.rated_kw
+        if value is None or self.power_kw is None or self.power_kw > idle_kw:
+            self._band_seen = None
+            return
+        seen = self._band_seen
+        if seen is None:
+            self._band_seen = (at, value)
+            return
+        elapsed = (at - seen[0]).total_seconds()
+        if elapsed < DRIFT_MIN_S:
+            return
+        rate = (value - seen[1]) / elapsed
+        weight = min(1.0, elapsed / DRIFT_MEMORY_S)
+        self.drift_per_s = (
+            rate
+            if self.drift_per_s is None
+            else ((1.0 - weight) * self.drift_per_s + weight * rate)
+        )
+        self._band_seen = (at, value)
+
+    def band_hold_s(self) -> float | None:
+        """How long a shed now would last before the band brings the load back, from the
+        band variable's distance to the restore edge and its drift (None: not known, or
+        the store is not draining)."""
+        band, value, drift = self.config.band, self.band_value, self.drift_per_s
+        if band is None or value is None or drift is None:
+            return None
+        if band.minimum is not None:
+            room, speed = value - (band.minimum + band.margin), -drift
+        else:
+            assert band.maximum is not None
+            room, speed = (band.maximum - band.margin) - value, drift
+        if speed <= 0.0:
+            return None
+        return max(0.0, room / speed)
 
     def accrue(self, seconds: float) -> None:
         if self.on:

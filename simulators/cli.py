@@ -102,7 +102,8 @@ async def _simulate(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from .broker import BrokerUnavailable
-    from .park import load_scenario, simulate
+    from .park import simulate
+    from .scenario import load_scenario
 
     # One line per summary would bury the table: the report has them all.
     logging.getLogger("edge_agent.summariser").setLevel(logging.WARNING)

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from drivers.base import Driver
@@ -34,9 +33,7 @@ from .meter import MeterModel
 from .modbus_server import ModbusSimulator, SimulatedUnit
 from .opcua_server import OpcUaSimulator, SimulatedMachine, served_map
 from .ports import free_port
-
-if TYPE_CHECKING:
-    from .park import FactorySpec, Scenario
+from .scenario import FactorySpec, Scenario
 
 __all__ = ["Plant", "build_plant", "connect_direct", "direct_plant", "serve_plant"]
 

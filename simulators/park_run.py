@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from edge_agent.agent import Agent
@@ -46,10 +46,8 @@ from .factory import Plant, build_plant, connect_direct, direct_plant, serve_pla
 from .load_policies import Mode
 from .park_link import ParkLink
 from .ports import free_port
+from .scenario import Scenario
 from .scoring import FactoryRecord, Recorder
-
-if TYPE_CHECKING:
-    from .park import Scenario
 
 __all__ = ["DirectEvents", "Run", "direct_day", "run_direct", "run_protocols"]
 
@@ -185,8 +183,6 @@ async def run_protocols(
 def direct_day(scenario_json: str, mode: Mode) -> Run:
     """`run_direct` in a process of its own (a baseline beside the main run, on the other
     core): what it returns is the part of a `Run` that travels, records and machines."""
-    from .park import Scenario
-
     run = asyncio.run(run_direct(Scenario.model_validate_json(scenario_json), mode))
     run.plants, run.agents = {}, {}
     return run

@@ -13,15 +13,13 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from edge_agent.energy.tariff import TariffConfig, band_at
 
 from .park_run import WINDOW_S, Run
-
-if TYPE_CHECKING:
-    from .park import Scenario
+from .scenario import Scenario
 
 __all__ = ["report_page"]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simulators.park import load_scenario, simulate
+from simulators.park import simulate
+from simulators.scenario import load_scenario
 
 SCENARIO = Path(__file__).parents[1] / "configs" / "scenarios" / "demo-park.yaml"
 

@@ -28,9 +28,9 @@ from simulators.generator import (
     uncontrolled_peak_kw,
 )
 from simulators.machines import PHYSICS
-from simulators.park import load_scenario
 from simulators.park_run import run_direct
 from simulators.random_days import judge, table
+from simulators.scenario import load_scenario
 
 SEEDS = range(1, 11)
 POLL_INTERVAL_S = 15.0

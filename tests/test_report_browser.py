@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from simulators.park import Scenario, simulate
+from simulators.park import simulate
+from simulators.scenario import Scenario
 
 BROWSER_TIMEOUT_S = 60
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

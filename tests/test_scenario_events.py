@@ -14,8 +14,9 @@ from edge_agent.config.loader import load_opcua_model
 from simulators.equipment import Furnace
 from simulators.events import OpcUaServerDown
 from simulators.opcua_server import OpcUaSimulator, SimulatedMachine, served_map
-from simulators.park import Scenario, simulate
+from simulators.park import simulate
 from simulators.ports import free_port
+from simulators.scenario import Scenario
 
 DR_1 = {
     "at": "17:05",

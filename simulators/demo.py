@@ -40,9 +40,9 @@ from .machines import PHYSICS, Furnace
 from .meter import MeterModel
 from .modbus_server import ModbusSimulator, SimulatedUnit
 from .opcua_server import OpcUaSimulator, SimulatedMachine
-from .park import site_config
 from .ports import free_port
 from .scenario import load_scenario
+from .site import site_config
 
 __all__ = ["run_demo"]
 

@@ -48,6 +48,7 @@ from .park_link import ParkLink
 from .ports import free_port
 from .scenario import Scenario
 from .scoring import FactoryRecord, Recorder
+from .site import site_config
 
 __all__ = ["DirectEvents", "Run", "direct_day", "run_direct", "run_protocols"]
 
@@ -115,8 +116,6 @@ async def run_protocols(
     *,
     progress: Callable[[float], None] | None = None,
 ) -> Run:
-    from .park import site_config
-
     started = time.monotonic()
     clock, end, closing, steps, plants, recorder = _day(scenario)
     with tempfile.TemporaryDirectory(prefix="edge-agent-bench-") as tmp:
@@ -193,8 +192,6 @@ async def run_direct(
 ) -> Run:
     """The same day with the plant in-process: no sockets, the same agent code. The agents'
     summaries stay in their outboxes (no broker) and are read from there at the end."""
-    from .park import site_config
-
     started = time.monotonic()
     clock, end, closing, steps, plants, recorder = _day(scenario)
     agents: dict[str, Agent] = {}

@@ -11,8 +11,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = ("edge_agent", "drivers")
 PACKAGES = (*RUNTIME, "simulators")
@@ -131,11 +129,5 @@ def test_the_runtime_has_no_import_cycle() -> None:
     assert _cycles(_graph(RUNTIME)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simulators.park holds the scenario models and the site generation that "
-    "factory, park_run and report use, and imports them back; issue 14 splits the park "
-    "bench (remove this mark then)",
-)
 def test_the_simulators_have_no_import_cycle() -> None:
     assert _cycles(_graph(PACKAGES)) == []

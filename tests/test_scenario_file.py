@@ -20,8 +20,8 @@ from edge_agent.config.loader import ConfigError
 from simulators.equipment import BatchFurnace, TankPump
 from simulators.events import BrokerOutageEvent, DemandResponseEvent, timeline
 from simulators.factory import build_plant
-from simulators.park import site_config
 from simulators.scenario import Scenario, load_scenario
+from simulators.site import site_config
 
 CASES = sorted((Path(__file__).parent / "scenario_cases").glob("*.yaml"))
 DEMO = Path(__file__).parents[1] / "configs" / "scenarios" / "demo-park.yaml"

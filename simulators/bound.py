@@ -34,9 +34,16 @@ Relaxations, each looser than what any control can do, so the optimum stays a lo
   step's occupancy is exactly affine in the start between two grid points; the one-at-a-
   time rule is kept on occupancies (Σ ≤ 1 per step), which any real schedule satisfies.
 - a store's power over a window is continuous between its floor and rated: the duty of an
-  on/off machine as a fraction, which contains every on/off pattern; a compressor's
-  unloaded running (energy with no air) is left out; the band is enforced at window
-  boundaries only, with a minute of the machine's delivery as room past its own switch.
+  on/off machine as a fraction, which contains every on/off pattern; the band is enforced
+  at window boundaries only, with a minute of the machine's delivery as room past its own
+  switch.
+- a compressor's unloaded running (energy with no air) is what its motor's own switch
+  leaves of the time it is not loaded, at the lowest demand around the window and 2 % less
+  (`unloaded_on_share`), less one unloaded kW for every hour a shed stops the motor; the
+  stopped hours are shares of the day's sheds that the controls' load policies allow
+  (`motor_sheds`), each at most the receiver's fall to cut-in, or to the process minimum
+  within the maximum off time (`motor_off_per_shed_s`). Without load policies it is left
+  out, the loosest.
 - a session may draw any power up to its most, from its arrival, in parallel with nothing
   else on that charger (sessions of one charger do not overlap in the models).
 - demand and cost are per window: import is at least the window's net demand and at least

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simulators.park import score_runs
 from simulators.park_run import run_direct
+from simulators.park_score import score_runs
 from simulators.scenario import load_scenario
 
 SCENARIO = Path(__file__).parents[1] / "configs" / "scenarios" / "demo-park.yaml"

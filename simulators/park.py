@@ -1,13 +1,11 @@
-"""A park on the bench: scenarios, and simulated days with the real protocol stacks.
+"""A day of the park on the bench, from the scenario to the written report: `simulate`.
 
-A scenario (configs/scenarios/*.yaml) names the park's factories: each has a process base
-load with shifts, an incoming-supply meter (Modbus, the catalogue map) that measures the
-base load plus its machines, and machines over OPC UA. `simulate()` serves them all on
-loopback, runs one agent per factory and an MQTT broker, and moves one `SimClock` through
-the day as fast as the stacks answer. The same scenario and seed give the same metrics.
-
-A scenario's `events:` (simulators/events.py) happen at their moments: a demand-response
-request sent to an agent as a real command, a device that stops answering, a broker outage.
+The rooms it walks through, each with one job: the scenario file (simulators/scenario.py);
+the factories' plant models (factory.py) and their agents' site files (site.py); the day
+itself (park_run.py: the plant served on loopback, one agent per factory and an MQTT
+broker, one `SimClock` moved through the day as fast as the stacks answer, the scenario's
+events at their moments); the score (park_score.py); and what people read (report.py).
+The same scenario and seed give the same metrics.
 """
 
 from __future__ import annotations
@@ -19,15 +17,12 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
-
-from edge_agent.energy.tariff import price_at
 
 from .load_policies import Mode
-from .park_run import WINDOW_S, Run, direct_day, run_direct, run_protocols
+from .park_run import direct_day, run_direct, run_protocols
 from .park_score import park_metrics, score_runs
-from .report import report_page
-from .scenario import FactorySpec, Scenario
+from .report import report_page, window_series
+from .scenario import Scenario
 
 __all__ = [
     # Imported from here by simulators/generator.py and random_days.py (the first from
@@ -35,7 +30,6 @@ __all__ = [
     "Scenario",
     "score_runs",
     "simulate",
-    "window_series",
 ]
 
 
@@ -75,39 +69,3 @@ async def simulate(
         (out / f"series-{factory.name}.csv").write_text(series)
     (out / "report.html").write_text(report_page(scenario, metrics, runs))
     return metrics
-
-
-def window_series(
-    scenario: Scenario, factory: FactorySpec, runs: dict[str, Run], score: dict[str, Any]
-) -> str:
-    """The factory's day as CSV, one row per 15-min window: its start (local ISO time),
-    then each run's ground-truth demand (kW, the window's average) and cost (VND, at the
-    price of the window's start); the bound's too when its result has a `demand_kw` list."""
-    zone, tariff = scenario.timezone, scenario.tariff_of(factory)
-    starts = runs["agent"].records[factory.name].window_starts
-    hours = WINDOW_S / 3600
-    columns: dict[str, list[float]] = {
-        mode: [kwh / hours for kwh in run.records[factory.name].import_kwh]
-        for mode, run in runs.items()
-    }
-    bound = _bound_demand(score)
-    if bound is not None:
-        columns["hindsight"] = bound
-    lines = ["window_start," + ",".join(f"{m}_kw,{m}_vnd" for m in columns)]
-    for i, start in enumerate(starts):
-        price = price_at(tariff, start, zone)[1]
-        cells = [start.astimezone(ZoneInfo(zone)).isoformat()]
-        for values in columns.values():
-            if i < len(values):
-                kw = values[i]
-                cells += [f"{kw:.3f}", f"{max(0.0, kw) * hours * price:.0f}"]
-            else:
-                cells += ["", ""]
-        lines.append(",".join(cells))
-    return "\n".join(lines) + "\n"
-
-
-def _bound_demand(score: dict[str, Any]) -> list[float] | None:
-    """The bound's demand per window (kW), when its result says it."""
-    demand = (score.get("hindsight") or {}).get("demand_kw")
-    return [float(kw) for kw in demand] if isinstance(demand, list) else None

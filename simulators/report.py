@@ -1,11 +1,12 @@
-"""The page `simulate` writes beside its metrics: report.html, for a plant manager.
+"""What `simulate` writes beside its metrics for people to read: report.html, for a plant
+manager, and a series-<factory>.csv of each factory's day (`window_series`).
 
-Per factory: the day's figures, the score against the baselines and the perfect-hindsight
-bound, the 15-min demand of every run against the limit (peak-tariff hours and every
-demand-response window shaded, the bound's curve dashed when the bound gives it, kW on a
-labelled axis), what the demand-response requests asked and got, and every action of the
-day with its reason (the first few of each kind in view, all of them one click away). One
-static HTML file with inline SVG, no script: it opens anywhere, and prints.
+The page, per factory: the day's figures, the score against the baselines and the
+perfect-hindsight bound, the 15-min demand of every run against the limit (peak-tariff hours
+and every demand-response window shaded, the bound's curve dashed when the bound gives it,
+kW on a labelled axis), what the demand-response requests asked and got, and every action
+of the day with its reason (the first few of each kind in view, all of them one click
+away). One static HTML file with inline SVG, no script: it opens anywhere, and prints.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from edge_agent.energy.tariff import TariffConfig, band_at
+from edge_agent.energy.tariff import TariffConfig, band_at, price_at
 
 from .park_run import WINDOW_S, Run
-from .scenario import Scenario
+from .scenario import FactorySpec, Scenario
 
-__all__ = ["report_page"]
+__all__ = ["report_page", "window_series"]
 
 FIRST_OF_EACH_KIND = 5
 """Actions of each kind shown before the full list (which is folded)."""
@@ -43,7 +44,6 @@ def report_page(scenario: Scenario, metrics: dict[str, Any], runs: dict[str, Run
             for o in outcomes
             if o["factory"] == name
         ]
-        bound = (metrics["score"].get(name, {}).get("hindsight") or {}).get("demand_kw")
         sections.append(
             _demand_plot(
                 name,
@@ -51,7 +51,7 @@ def report_page(scenario: Scenario, metrics: dict[str, Any], runs: dict[str, Run
                 runs,
                 zone,
                 tariff=scenario.tariff_of(factory),
-                bound_kw=bound if isinstance(bound, list) else None,
+                bound_kw=_bound_demand(metrics["score"].get(name, {})),
                 windows=windows,
             )
         )
@@ -196,12 +196,7 @@ def _demand_plot(
     if not record.import_kwh:
         return ""
     width, height, left = 720, 190, 56
-    hours = WINDOW_S / 3600
-    series = {
-        mode: [kwh / hours for kwh in run.records[name].import_kwh] for mode, run in runs.items()
-    }
-    if bound_kw is not None:
-        series["hindsight"] = bound_kw
+    series = _demand_kw(name, runs, bound_kw)
     top = max([max(v, default=0.0) for v in series.values()] + [limit or 0.0]) * 1.1 or 1.0
     step = width / max(1, len(record.import_kwh) - 1)
     first = record.window_starts[0]
@@ -310,3 +305,47 @@ def _actions_table(name: str, run: Run, zone: ZoneInfo) -> str:
         f"<details class='all-actions'><summary>All {len(history)} actions of the day"
         f"</summary><table>{head}<th class='why'>refused</th></tr>{every}</table></details>"
     )
+
+
+def window_series(
+    scenario: Scenario, factory: FactorySpec, runs: dict[str, Run], score: dict[str, Any]
+) -> str:
+    """The factory's day as CSV, one row per 15-min window: its start (local ISO time),
+    then each run's ground-truth demand (kW, the window's average) and cost (VND, at the
+    price of the window's start); the bound's too when its result has a `demand_kw` list."""
+    zone, tariff = scenario.timezone, scenario.tariff_of(factory)
+    starts = runs["agent"].records[factory.name].window_starts
+    hours = WINDOW_S / 3600
+    columns = _demand_kw(factory.name, runs, _bound_demand(score))
+    lines = ["window_start," + ",".join(f"{m}_kw,{m}_vnd" for m in columns)]
+    for i, start in enumerate(starts):
+        price = price_at(tariff, start, zone)[1]
+        cells = [start.astimezone(ZoneInfo(zone)).isoformat()]
+        for values in columns.values():
+            if i < len(values):
+                kw = values[i]
+                cells += [f"{kw:.3f}", f"{max(0.0, kw) * hours * price:.0f}"]
+            else:
+                cells += ["", ""]
+        lines.append(",".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def _bound_demand(score: dict[str, Any]) -> list[float] | None:
+    """The bound's demand per window (kW), when its result says it."""
+    demand = (score.get("hindsight") or {}).get("demand_kw")
+    return [float(kw) for kw in demand] if isinstance(demand, list) else None
+
+
+def _demand_kw(
+    name: str, runs: dict[str, Run], bound_kw: list[float] | None
+) -> dict[str, list[float]]:
+    """Each run's ground-truth demand of factory `name` per billing window (kW, the
+    window's average), and the bound's beside them when it gives one."""
+    hours = WINDOW_S / 3600
+    series = {
+        mode: [kwh / hours for kwh in run.records[name].import_kwh] for mode, run in runs.items()
+    }
+    if bound_kw is not None:
+        series["hindsight"] = bound_kw
+    return series

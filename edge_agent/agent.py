@@ -24,9 +24,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from drivers.base import Driver
-from drivers.modbus.driver import ModbusLineDriver
-from drivers.opcua.config import OpcUaDevice
-from drivers.opcua.driver import OpcUaDriver
+from drivers.registry import Line
 
 from . import __version__
 from .backoff import Backoff
@@ -45,9 +43,9 @@ from .ops.labels import where_devices_are
 from .ops.logs import current_site
 from .ops.loop_lag import LoopLag
 from .ops.metrics import AgentMetrics, LineStats
-from .polling import DevicePolicy, Poller
+from .polling import Poller
 from .process_image import ProcessImage
-from .reload import ReloadPlan, Unit, plan_reload, units_of, with_devices
+from .reload import ReloadPlan, plan_reload, units_of, with_devices
 from .summariser import Summariser
 
 __all__ = ["Agent"]
@@ -67,9 +65,9 @@ def _stale_ages(devices: list[Device]) -> dict[str, timedelta]:
 
 @dataclass(slots=True)
 class _Polling:
-    """One poller unit as it runs: its share of the site file, driver, poller and task."""
+    """One poller unit as it runs: its line of the site file, driver, poller and task."""
 
-    unit: Unit
+    line: Line
     driver: Driver
     poller: Poller
     task: asyncio.Task[None] | None = None
@@ -112,7 +110,7 @@ class Agent:
         self.outbox.clock = clock  # one clock: a message's age and its historical mark
         self.image = ProcessImage(_stale_ages(self.config.devices))
         self._where = where_devices_are(self.config)
-        self._polling = {key: self._build(unit) for key, unit in units_of(self.config).items()}
+        self._polling = {key: self._build(line) for key, line in units_of(self.config).items()}
         self.drivers: list[Driver] = [p.driver for p in self._polling.values()]
         self.pollers: list[Poller] = [p.poller for p in self._polling.values()]
         """In the order of the site file: Modbus lines, then OPC UA devices; a reload
@@ -170,33 +168,22 @@ class Agent:
             return random.Random()
         return random.Random(f"{self._seed}/{self.config.site.name}/{name}")
 
-    def _build(self, unit: Unit) -> _Polling:
-        """The driver and poller of one unit, not yet started."""
-        connect = self._connect
-        if unit.line is not None:
-            devices = [d for d in unit.devices if not isinstance(d, OpcUaDevice)]
-            driver = (
-                connect(devices) if connect else ModbusLineDriver(unit.line, devices, self.clock)
-            )
-            backoff = Backoff(
-                unit.line.reconnect_initial_s,
-                unit.line.reconnect_max_s,
-                # By its devices' names: a gateway's line is named by its host and port,
-                # which a bench takes free, so the same day would not repeat.
-                rng=self._rng("+".join(sorted(d.name for d in devices))),
-            )
-            policies = {
-                d.name: DevicePolicy(d.degrade_after, 2 * d.poll_interval_s, d.degraded_retry_max_s)
-                for d in devices
-            }
-        else:
-            [device] = unit.devices
-            assert isinstance(device, OpcUaDevice)
-            driver = connect([device]) if connect else OpcUaDriver(device, self.clock)
-            backoff = Backoff(
-                device.reconnect_initial_s, device.reconnect_max_s, rng=self._rng(device.name)
-            )
-            policies = {}
+    def _build(self, line: Line) -> _Polling:
+        """The driver and poller of one line, not yet started."""
+        protocol, devices = line.protocol, list(line.devices)
+        driver = (
+            self._connect(devices)
+            if self._connect
+            else protocol.open(line.settings, devices, self.clock)
+        )
+        backoff = Backoff(
+            line.settings.reconnect_initial_s,
+            line.settings.reconnect_max_s,
+            # By its devices' names: a gateway's line is named by its host and port, which a
+            # bench takes free, so the same day would not repeat.
+            rng=self._rng("+".join(sorted(d.name for d in devices))),
+        )
+        policies = {d.name: p for d in devices if (p := protocol.policy(d)) is not None}
         poller = Poller(
             driver,
             self.image,
@@ -206,7 +193,7 @@ class Agent:
             site=self.config.site.name,
             context={d: self._where[d].log_fields() for d in driver.devices if d in self._where},
         )
-        return _Polling(unit, driver, poller)
+        return _Polling(line, driver, poller)
 
     def _start(self, polling: _Polling) -> None:
         if self._group is None:  # not running yet: `_run` starts it

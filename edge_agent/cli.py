@@ -19,11 +19,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Literal, Protocol
 
-from drivers.modbus.config import ModbusDevice
-from drivers.modbus.driver import plan_groups
 from drivers.modbus.planner import Table
-from drivers.opcua.config import OpcUaDevice
-from drivers.registry import modbus_lines
+from drivers.registry import lines, protocol_of
 
 from .clock import SystemClock
 from .config.loader import ConfigError, load_site
@@ -266,84 +263,18 @@ def _check(config: SiteConfig, path: Path) -> int:
         f"broker {config.broker.host}:{config.broker.port}, "
         f"summaries every {config.summary.interval_s} s"
     )
-    for line, devices in modbus_lines(config):
-        where = line.serial_port if line.transport == "serial" else f"{line.host}:{line.port}"
-        serial = (
-            f" {line.baudrate} {line.bytesize}{line.parity}{line.stopbits}"
-            if line.transport == "serial"
-            else ""
-        )
-        print(
-            f"\nline {line.name} ({line.transport} {where}{serial}, "
-            f"timeout {line.timeout_s:g} s, pause {line.pause_s:g} s)"
-        )
-        for device in devices:
-            _print_device(device)
-    for opcua in config.devices:
-        if isinstance(opcua, OpcUaDevice):
-            security = opcua.security
-            print(
-                f"\n{opcua.name} (OPC UA {opcua.endpoint}, {security.policy} {security.mode}, "
-                f"{opcua.mode} every {opcua.poll_interval_s:g} s)"
-            )
-            for name, node in opcua.points.items():
-                limits = (
-                    f" {node.min:g}..{node.max:g}"
-                    if (node.min is not None and node.max is not None)
-                    else ""
-                )
-                what = (
-                    f"method {node.method}"
-                    if node.method
-                    else f"writable{limits}"
-                    if node.writable
-                    else ""
-                )
-                unit = f" [{node.unit}]" if node.unit else ""
-                print(f"    {name:<22} {node.node_id or node.browse_path or '':<34} {what}{unit}")
+    for line in lines(config):
+        for text in line.protocol.describe(line.settings, line.devices):
+            print(text)
     print()
     _print_plan(config)
     return EXIT_OK
 
 
-def _print_device(device: ModbusDevice) -> None:
-    model = f", model {device.model}" if device.model else ""
-    print(f"  {device.name} (unit {device.unit}{model})")
-    for name, point in device.points.items():
-        interval = point.poll_interval_s or device.poll_interval_s
-        unit = f" [{point.unit}]" if point.unit else ""
-        role = f"  role={point.role}" if point.role else ""
-        writable = ""
-        if point.writable:
-            limits = f" {point.min:g}..{point.max:g}" if point.min is not None else ""
-            writable = f"  writable{limits}"
-        print(
-            f"    {name:<22} {point.table.value:<14} {point.address:>5} "
-            f"{point.type.value:<8} {point.byte_order.value}  every {interval:g} s"
-            f"{unit}{role}{writable}"
-        )
-
-
 def _print_plan(config: SiteConfig) -> None:
     for device in config.devices:
-        if isinstance(device, OpcUaDevice):
-            print(
-                f"{device.name}: OPC UA, one "
-                f"{'subscription' if device.mode == 'subscribe' else 'Read call'} per poll "
-                f"interval for {count(len(device.points), 'node')}"
-            )
-            continue
-        total_per_s = 0.0
-        print(f"{device.name}: planned requests")
-        for group, requests in plan_groups(device):
-            print(
-                f"  every {group.interval_s:g} s: {count(len(group.points), 'point')} in "
-                f"{count(len(requests), 'request')}"
-            )
-            for request in requests:
-                print(f"    {request.describe()}")
-            total_per_s += len(requests) / group.interval_s
-        print(f"  = {total_per_s:.2f} requests/s")
+        for text in protocol_of(device).plan(device):
+            print(text)
 
 
 def _schema(*, payloads: bool) -> int:

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from drivers.base import DeviceConfigError, DeviceUnavailable, Driver, PollGroup
+from drivers.base import DeviceConfigError, DevicePolicy, DeviceUnavailable, Driver, PollGroup
 
 from .backoff import Backoff
 from .clock import Clock, next_boundary
@@ -33,17 +33,9 @@ from .model import Quality, Reading
 from .ops.histogram import Histogram
 from .process_image import ProcessImage
 
-__all__ = ["ERROR_KINDS", "DevicePolicy", "DeviceStats", "Poller", "PollerStats", "error_kind"]
+__all__ = ["ERROR_KINDS", "DeviceStats", "Poller", "PollerStats", "error_kind"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class DevicePolicy:
-    degrade_after: int = 3
-    """Misses in a row before the device is polled only at backoff intervals."""
-    retry_initial_s: float = 1.0
-    retry_max_s: float = 60.0
 
 
 @dataclass(slots=True)

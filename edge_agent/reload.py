@@ -1,10 +1,11 @@
 """What a new site file changes in a running agent, in poller units.
 
-A poller unit is what one `Poller` serves: a Modbus line with every device on it (a declared
-`modbus_lines:` entry, or the host and port of `modbus-tcp` devices), or one OPC UA device.
-A unit whose line settings and devices are all equal keeps its poller running untouched; a
-unit with any change restarts as a whole, since its driver plans one request queue for all of
-its devices. So a device changing on a shared RS-485 bus restarts that bus's poller only.
+A poller unit is what one `Poller` serves: a line of the driver registry (`drivers/registry.py`)
+with every device on it, such as a Modbus line (a declared `modbus_lines:` entry, or the host
+and port of `modbus-tcp` devices) or one OPC UA device. A unit whose line settings and devices
+are all equal keeps its poller running untouched; a unit with any change restarts as a whole,
+since its driver plans one request queue for all of its devices. So a device changing on a
+shared RS-485 bus restarts that bus's poller only.
 
 Settings that are not per device (the site, the broker, the outbox, the summaries, the
 tariff, the metrics endpoint, control) are wired into long-lived parts of the agent; a change
@@ -14,27 +15,12 @@ to them is reported so the agent can say it needs a restart, and is not applied.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-from drivers.modbus.config import ModbusLine
-from drivers.opcua.config import OpcUaDevice
-from drivers.registry import modbus_lines
+from drivers.registry import PROTOCOLS, Line, LineKey, lines
 
-from .config.schema import Device, SiteConfig
+from .config.schema import SiteConfig
 
-__all__ = [
-    "RESTART_SECTIONS",
-    "ReloadPlan",
-    "Unit",
-    "UnitKey",
-    "plan_reload",
-    "units_of",
-    "with_devices",
-]
-
-UnitKey = tuple[Literal["modbus", "opcua"], str]
-"""("modbus", line name) or ("opcua", device name): a Modbus line and an OPC UA device may
-share a name without being confused."""
+__all__ = ["RESTART_SECTIONS", "ReloadPlan", "plan_reload", "units_of", "with_devices"]
 
 RESTART_SECTIONS = (
     "site",
@@ -50,30 +36,16 @@ RESTART_SECTIONS = (
 
 
 @dataclass(frozen=True, slots=True)
-class Unit:
-    """One poller's share of the site file; equal units need no restart."""
-
-    key: UnitKey
-    line: ModbusLine | None
-    """The Modbus line; None for an OPC UA device."""
-    devices: tuple[Device, ...]
-
-    @property
-    def device_names(self) -> tuple[str, ...]:
-        return tuple(d.name for d in self.devices)
-
-
-@dataclass(frozen=True, slots=True)
 class ReloadPlan:
     """The difference between the running configuration and a new one."""
 
-    start: list[UnitKey] = field(default_factory=list)
+    start: list[LineKey] = field(default_factory=list)
     """Units only the new file has."""
-    stop: list[UnitKey] = field(default_factory=list)
+    stop: list[LineKey] = field(default_factory=list)
     """Units only the running configuration has."""
-    restart: list[UnitKey] = field(default_factory=list)
+    restart: list[LineKey] = field(default_factory=list)
     """Units in both whose line or devices changed."""
-    keep: list[UnitKey] = field(default_factory=list)
+    keep: list[LineKey] = field(default_factory=list)
     """Units whose poller keeps running untouched."""
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -111,22 +83,15 @@ class ReloadPlan:
         return f"{devices}; " + "; ".join([*pollers, kept])
 
 
-def _label(key: UnitKey) -> str:
-    kind, name = key
-    return f"line {name}" if kind == "modbus" else f"OPC UA {name}"
+def _label(key: LineKey) -> str:
+    protocol, name = key
+    return f"{PROTOCOLS[protocol].line_noun} {name}"
 
 
-def units_of(config: SiteConfig) -> dict[UnitKey, Unit]:
-    """Every poller unit of the site, Modbus lines first, each in the order of the file."""
-    units: dict[UnitKey, Unit] = {}
-    for line, devices in modbus_lines(config):
-        key: UnitKey = ("modbus", line.name)
-        units[key] = Unit(key, line, tuple(devices))
-    for device in config.devices:
-        if isinstance(device, OpcUaDevice):
-            key = ("opcua", device.name)
-            units[key] = Unit(key, None, (device,))
-    return units
+def units_of(config: SiteConfig) -> dict[LineKey, Line]:
+    """Every poller unit of the site, in the registry's order (Modbus lines first), each
+    protocol's in the order of the file."""
+    return {line.key: line for line in lines(config)}
 
 
 def plan_reload(running: SiteConfig, new: SiteConfig) -> ReloadPlan:

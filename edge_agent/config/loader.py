@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from drivers.modbus.config import ModbusTcpDevice
 from drivers.opcua.config import OpcUaDevice
+from drivers.registry import DRIVERS, PROTOCOLS, AnyDevice
 
 from .catalogue import (
     BUILTIN_CATALOGUE,
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=BaseModel)
+D = TypeVar("D", bound=AnyDevice)
 
 
 class ConfigError(Exception):
@@ -139,9 +141,11 @@ def _read_problem(exc: ReadError, where: str = "") -> Problem:
     return Problem(exc.mark, "", f"{where.strip()}: {exc.problem}" if where else exc.problem)
 
 
-def load_model(model: str, *, catalogue: Path | None = None) -> ModbusTcpDevice | OpcUaDevice:
-    """A catalogue model as a device, validated like a site's device: a Modbus model as a
-    `modbus-tcp` device at host `model`, an OPC UA model at `opc.tcp://model`.
+def load_model(model: str, *, catalogue: Path | None = None) -> AnyDevice:
+    """A catalogue model as a device, validated like a site's device: as its protocol's
+    stand-in device (a Modbus model as a `modbus-tcp` device at host `model`, an OPC UA model
+    at `opc.tcp://model`); a file without a known `protocol:` is read as the first protocol of
+    the registry's (Modbus).
 
     The simulators serve catalogue maps with it, and a test validates every catalogue file.
     """
@@ -151,20 +155,14 @@ def load_model(model: str, *, catalogue: Path | None = None) -> ModbusTcpDevice 
         data = read_yaml(path).data if path.is_file() else None
     except ReadError as exc:
         raise ConfigError([_read_problem(exc, " in catalogue")]) from None
-    protocol = data.get("protocol") if isinstance(data, dict) else None
-    stub: dict[str, object] = (
-        {"driver": "opcua", "endpoint": "opc.tcp://model"}
-        if protocol == "opcua"
-        else {"driver": "modbus-tcp", "host": "model"}
-    )
+    named = data.get("protocol") if isinstance(data, dict) else None
+    protocol = PROTOCOLS.get(named) if isinstance(named, str) else None
+    stub = (protocol or next(iter(PROTOCOLS.values()))).catalogue_device
     doc = Located({"devices": [{**stub, "name": "model", "model": model}]})
     doc.values[()] = Mark(str(path), 1, 1)
     problems = _resolve_models(doc, directory / "site.yaml", dirs=[directory])
-    kind: type[ModbusTcpDevice | OpcUaDevice] = (
-        OpcUaDevice if protocol == "opcua" else ModbusTcpDevice
-    )
     try:
-        device = kind.model_validate(doc.data["devices"][0])
+        device = DRIVERS[stub["driver"]].model.model_validate(doc.data["devices"][0])
     except ValidationError as exc:
         problems += _problems(doc, [{**e, "loc": ("devices", 0, *e["loc"])} for e in exc.errors()])
         raise ConfigError(_ordered(problems)) from None
@@ -174,16 +172,19 @@ def load_model(model: str, *, catalogue: Path | None = None) -> ModbusTcpDevice 
 
 
 def load_modbus_model(model: str) -> ModbusTcpDevice:
-    device = load_model(model)
-    if not isinstance(device, ModbusTcpDevice):
-        raise ConfigError([Problem(Mark(model, 1, 1), "protocol", "not a Modbus model")])
-    return device
+    """A Modbus catalogue model, for a simulator that serves its register map."""
+    return _load_as(model, ModbusTcpDevice, "not a Modbus model")
 
 
 def load_opcua_model(model: str) -> OpcUaDevice:
+    """An OPC UA catalogue model, for a simulator that serves its nodes."""
+    return _load_as(model, OpcUaDevice, "not an OPC UA model")
+
+
+def _load_as(model: str, kind: type[D], refusal: str) -> D:
     device = load_model(model)
-    if not isinstance(device, OpcUaDevice):
-        raise ConfigError([Problem(Mark(model, 1, 1), "protocol", "not an OPC UA model")])
+    if not isinstance(device, kind):
+        raise ConfigError([Problem(Mark(model, 1, 1), "protocol", refusal)])
     return device
 
 

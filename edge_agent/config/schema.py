@@ -1,7 +1,7 @@
 """The site file: one factory's gateway, its broker, its devices and its summaries.
 
-`driver:` picks the device's model from a discriminated union; a new protocol adds its
-config model to `Device`.
+`driver:` picks the device's model from a discriminated union of the driver registry's
+models (`drivers/registry.py`); a new protocol joins that table, not this file.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     Field,
     SecretStr,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from drivers.modbus.config import ModbusLine, ModbusLineDevice, ModbusTcpDevice
-from drivers.opcua.config import OpcUaDevice
+from drivers.modbus.config import ModbusLine
+from drivers.registry import AnyDevice, protocol_of
 from edge_agent.control.config import ControlConfig
 from edge_agent.energy.tariff import EmissionsConfig, TariffConfig
 
@@ -27,10 +26,10 @@ from .base import DAY_S, Name, Seconds, StrictModel
 
 __all__ = ["BrokerConfig", "Device", "SiteConfig", "SiteInfo", "SummaryConfig", "stale_age_s"]
 
-Device = Annotated[ModbusTcpDevice | ModbusLineDevice | OpcUaDevice, Field(discriminator="driver")]
+Device = Annotated[AnyDevice, Field(discriminator="driver")]
 
 
-def stale_age_s(device: ModbusTcpDevice | ModbusLineDevice | OpcUaDevice, point: str) -> float:
+def stale_age_s(device: AnyDevice, point: str) -> float:
     """How old a point's reading may be and still be believed: the device's `stale_after_s`,
     else three of the point's poll intervals. The process image and the summariser both
     judge readings by it."""
@@ -167,18 +166,15 @@ class SiteConfig(StrictModel):
             seen[device.name] = index
         return devices
 
-    @field_validator("devices")
-    @classmethod
-    def _lines_exist(cls, devices: list[Device], info: ValidationInfo) -> list[Device]:
-        lines = {line.name for line in info.data.get("modbus_lines", [])}
-        for device in devices:
-            if isinstance(device, ModbusLineDevice) and device.line not in lines:
-                known = ", ".join(sorted(lines)) or "none are declared"
-                raise ValueError(
-                    f"device {device.name!r} is on line {device.line!r}, which is not under "
-                    f"modbus_lines ({known})"
-                )
-        return devices
+    @model_validator(mode="after")
+    def _devices_fit(self) -> SiteConfig:
+        """Each device fits the site's other sections, as its protocol judges (a `driver:
+        modbus` device's line is declared under `modbus_lines:`)."""
+        for device in self.devices:
+            problem = protocol_of(device).check(device, self)
+            if problem is not None:
+                raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _loads_exist(self) -> SiteConfig:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.opcua.config import OpcUaDevice
-from drivers.registry import modbus_lines
-from edge_agent.config.schema import SiteConfig
+from drivers.registry import Site, lines
 
 __all__ = ["DeviceWhere", "where_devices_are"]
 
@@ -44,22 +42,13 @@ class DeviceWhere:
         return labels
 
 
-def where_devices_are(config: SiteConfig) -> dict[str, DeviceWhere]:
+def where_devices_are(config: Site) -> dict[str, DeviceWhere]:
     """Every device of the site by name, in the order of the site file."""
     found: dict[str, DeviceWhere] = {}
-    for line, devices in modbus_lines(config):
-        address = (
-            line.serial_port or ""
-            if line.transport == "serial"
-            else f"{line.host}:{line.port or 502}"
-        )
-        for device in devices:
+    for line in lines(config):
+        for device in line.devices:
+            place = line.protocol.locate(line.settings, device)
             found[device.name] = DeviceWhere(
-                device.name, line.name, address, device.unit, device.poll_interval_s
+                device.name, line.name, place.address, place.unit, device.poll_interval_s
             )
-    for opcua in config.devices:
-        if isinstance(opcua, OpcUaDevice):
-            found[opcua.name] = DeviceWhere(
-                opcua.name, opcua.name, opcua.endpoint, None, opcua.poll_interval_s
-            )
-    return {d.name: found[d.name] for d in config.devices if d.name in found}
+    return {d.name: found[d.name] for d in config.devices}

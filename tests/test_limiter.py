@@ -726,3 +726,25 @@ def test_a_store_rides_to_the_fall_on_the_drift_it_has_shown(celsius: float, coa
     state = {"hold_s": None, "band_value": celsius, "drift_per_s": 0.1 / 60}
     actions = coast(projection(200), state)[2]
     assert [(a.load, a.binding) for a in actions] == ([("chiller", "tariff")] if coasts else [])
+
+
+@pytest.mark.parametrize(
+    ("case", "power_kw", "energy_kwh", "expected"),
+    [
+        # 3 min left, the power now (450 kW) at the window's projection: the next window,
+        # where the chiller comes back (15 min of hold) and makes up what it missed, would
+        # be the higher one: no shed.
+        ("the power rises into the next window", 450.0, 90.0, []),
+        # The power has fallen (380 kW) under a window projected 476: the exchange of
+        # 50 kW × 3 min between the two leaves the next one lower.
+        ("the power has fallen", 380.0, 100.0, ["shed chiller"]),
+    ],
+)
+def test_a_store_is_not_shed_to_come_back_into_a_higher_next_window(
+    case: str, power_kw: float, energy_kwh: float, expected: list[str]
+) -> None:
+    config = control(CHILLER)
+    state = {"band_value": 9.5, "drift_per_s": 0.1 / 60, "power_kw": 50.0}  # 900 s to 11 °C
+    loads = states(config, chiller=state)
+    assert loads[0].band_hold_s() == pytest.approx(900)
+    assert step(config, projection(power_kw, energy_kwh, remaining_s=180), loads) == expected

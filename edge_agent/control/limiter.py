@@ -194,6 +194,8 @@ class DemandLimiter:
         for state in cheap_first:
             if left_kw <= 0:
                 break
+            if self._rebounds_over(projection, state):
+                continue
             kw = state.expected_kw()
             kwh = kw * projection.remaining_s / 3600.0
             why = (
@@ -208,6 +210,20 @@ class DemandLimiter:
             left_kw -= kw
         self.short_kw = max(0.0, left_kw)
         return actions
+
+    def _rebounds_over(self, projection: Projection, state: LoadState) -> bool:
+        """Whether a store shed now would come back within the next window and make it the
+        higher one: off for the rest of this window and into the next, it makes up all it
+        missed there, so this window loses what the next one gains (kW × the rest of this
+        window). That helps only while the next window, as the power now would make it,
+        stays under this one with the exchange; a hold not yet read from the store's drift
+        is not judged so."""
+        hold_s = state.band_hold_s()
+        length = self.config.window.length_s
+        if hold_s is None or not projection.remaining_s < hold_s < projection.remaining_s + length:
+            return False
+        moved_kw = state.expected_kw() * projection.remaining_s / length
+        return projection.power_kw + moved_kw > projection.projected_kw - moved_kw
 
     @staticmethod
     def _made_up_dearer(inputs: LimiterInputs, state: LoadState) -> bool:

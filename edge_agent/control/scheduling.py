@@ -502,16 +502,20 @@ class Scheduler:
             target = self._limit_kw * self.control.target_share
             # With the incomer's reading unknown the window cannot be projected: a start
             # then is a start on the blind, which waits as one that would go over does.
-            with_kw = None
+            with_kw = ahead_kw = None
             if projection is not None:
                 added = load.power_kw * min(projection.remaining_s, length) / length
                 with_kw = projection.projected_kw + added
+                # A batch that outlasts this window runs through the next one whole, beside
+                # whatever runs now.
+                ahead_kw = projection.power_kw + load.power_kw
             if with_kw is None or with_kw > target:
                 # Waiting may cost more (a queue pushed into the peak tariff): then it
                 # starts, but never to make a window above the day's highest so far (or the
-                # limit), a peak that no control might not have made.
+                # limit), a peak that no control might not have made: neither this window
+                # nor the next, which the batch fills.
                 peak_kw = max(self._peak_so_far_kw, self._limit_kw)
-                new_peak = with_kw is None or with_kw > peak_kw
+                new_peak = with_kw is None or max(with_kw, ahead_kw or 0.0) > peak_kw
                 dearer = 0.0 if new_peak else self._delay_vnd(load)
                 if (
                     not late

@@ -41,6 +41,8 @@ from ruamel.yaml.events import AliasEvent, ScalarEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
+from .findings import Path_
+
 __all__ = [
     "MAX_DEPTH",
     "MAX_FILE_BYTES",
@@ -59,8 +61,6 @@ MAX_VALUES = 100_000
 """Values (scalars, lists, mappings) in a document with its aliases expanded."""
 MAX_DEPTH = 50
 """Levels of nesting, with aliases expanded; a site file uses about eight."""
-
-Path_ = tuple[str | int, ...]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NOT_ALLOWED = re.compile(

@@ -1,15 +1,16 @@
 """A problem in a configuration file, at its place: file, line and column, and the field.
 
-The loader and every cross-field check build their problems here, so that the checks can
-live beside the loader without importing it (and without an import cycle).
+The loader builds its problems here, from pydantic's errors and from the cross-field rules'
+findings (`findings.Finding`); a check of another file (a scenario's) builds its own here too,
+without importing the loader.
 """
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from .findings import did_you_mean, hint
 from .located import Located, Mark, Path_
 
 __all__ = ["Problem", "did_you_mean", "field_path", "hint", "mark_at", "problem_at"]
@@ -30,16 +31,6 @@ class Problem:
 def problem_at(doc: Located, path: Path_, message: str, *, key: bool = False) -> Problem:
     """A problem at `path` in the data, with its file, line and column and its field path."""
     return Problem(mark_at(doc, path, key=key), field_path(doc.data, path), message)
-
-
-def did_you_mean(word: str, candidates: list[str]) -> str:
-    """`; did you mean 'x'?` for the closest candidate, or nothing."""
-    return hint(difflib.get_close_matches(word, candidates, n=1, cutoff=0.6))
-
-
-def hint(close: list[str]) -> str:
-    """`; did you mean 'x'?` for the first of `close`, or nothing."""
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def mark_at(doc: Located, path: Path_, *, key: bool = False) -> Mark:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import ClassVar, Generic, Protocol, Self, TypeVar
 
 from edge_agent.clock import Clock
+from edge_agent.config.findings import Finding
 from edge_agent.model import PointId, Reading, Value
 
 __all__ = [
@@ -154,10 +155,11 @@ class ProtocolEntry(ABC, Generic[L, D, S_contra]):
         """The line a device is on: its name and the settings its driver opens with. Devices
         on one line share one driver and one poll loop."""
 
-    def check(self, device: D, site: S_contra) -> str | None:
-        """Why the device does not fit the rest of the site file (a line not declared), or
-        None."""
-        return None
+    def check(self, device: D, site: S_contra) -> list[Finding]:
+        """Every way the device does not fit the rest of the site file (a line not declared),
+        each at its path from the device's own entry (`("line",)`); what a finding says is
+        absent is from the top of the site file (`("modbus_lines",)`)."""
+        return []
 
     @abstractmethod
     def open(self, line: L, devices: Sequence[D], clock: Clock) -> Driver:

@@ -67,7 +67,7 @@ def test_each_protocol_serves_a_sample_device(driver: str, tmp_path: Path) -> No
     [line] = lines(config)
     protocol = line.protocol
     assert (protocol, line.devices) == (row.protocol, (device,))
-    assert protocol.check(device, config) is None
+    assert protocol.check(device, config) == []
     assert protocol.locate(line.settings, device) == place
     where = where_devices_are(config)["dev"]
     assert (where.line, where.address, where.unit) == (line.name, place.address, place.unit)
@@ -104,7 +104,9 @@ def test_lines_list_the_protocols_in_the_order_of_the_table(tmp_path: Path) -> N
 
 def test_a_device_on_a_line_not_declared_is_refused_by_its_protocol() -> None:
     device = {"name": "m", "driver": "modbus", "line": "bus", "points": {"p": {"address": 0}}}
-    with pytest.raises(ValidationError, match="which is not under modbus_lines"):
+    with pytest.raises(
+        ValidationError, match=r"devices\[m\]\.line: no line named 'bus' under modbus_lines"
+    ):
         SiteConfig.model_validate(
             {"site": {"name": "press-shop", "park": "test-park"}, "devices": [device]}
         )

@@ -267,7 +267,9 @@ def test_devices_the_running_control_needs_cannot_be_reloaded_away() -> None:
     ]
     running = config(devices=devices, control={"meter": "meter", "limit_kw": 500})
     other = config(devices=[{**devices[0], "name": "incomer"}])
-    with pytest.raises(ValueError, match=r"control\.meter 'meter' is not a device"):
+    with pytest.raises(
+        ValueError, match=r"control\.meter: no device named 'meter' under devices \(incomer\)"
+    ):
         with_devices(running, other)
 
 

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from drivers.base import DevicePolicy, Driver, Place, ProtocolEntry
 from edge_agent.clock import Clock
+from edge_agent.config.findings import Absent, Finding, did_you_mean
 from edge_agent.model import count
 
 from .config import ModbusDevice, ModbusLine, ModbusLineDevice, implicit_line
@@ -39,15 +40,19 @@ class _Modbus(ProtocolEntry[ModbusLine, ModbusDevice, ModbusSite]):
             line = implicit_line(device)
         return line.name, line
 
-    def check(self, device: ModbusDevice, site: ModbusSite) -> str | None:
-        lines = {line.name for line in site.modbus_lines}
+    def check(self, device: ModbusDevice, site: ModbusSite) -> list[Finding]:
+        lines = sorted({line.name for line in site.modbus_lines})
         if not isinstance(device, ModbusLineDevice) or device.line in lines:
-            return None
-        known = ", ".join(sorted(lines)) or "none are declared"
-        return (
-            f"device {device.name!r} is on line {device.line!r}, which is not under "
-            f"modbus_lines ({known})"
-        )
+            return []
+        known = ", ".join(lines) or "none are declared"
+        return [
+            Finding(
+                ("line",),
+                f"no line named {device.line!r} under modbus_lines ({known})"
+                f"{did_you_mean(device.line, lines)}",
+                Absent(("modbus_lines",), device.line),
+            )
+        ]
 
     def open(self, line: ModbusLine, devices: Sequence[ModbusDevice], clock: Clock) -> Driver:
         from .driver import ModbusLineDriver

@@ -8,17 +8,17 @@ raises a traceback at the user: every failure becomes a `Problem`.
 from __future__ import annotations
 
 import difflib
-import types
-import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from drivers.modbus.config import ModbusTcpDevice
+from drivers.modbus.config import ModbusLine, ModbusTcpDevice
 from drivers.opcua.config import OpcUaDevice
 from drivers.registry import DRIVERS, PROTOCOLS, AnyDevice
+from edge_agent.control.config import ControlConfig
 
 from .catalogue import (
     BUILTIN_CATALOGUE,
@@ -28,9 +28,10 @@ from .catalogue import (
     known_models,
     merge_model,
 )
-from .control_refs import REPORTED, control_references
 from .located import Located, Mark, Path_, ReadError, YamlSyntaxError, read_yaml
 from .problems import Problem, did_you_mean, field_path, hint, mark_at, problem_at
+from .rules import Site, site_findings
+from .salvage import Salvage, choose
 from .schema import SiteConfig
 
 __all__ = [
@@ -69,34 +70,66 @@ class ConfigError(Exception):
 
 
 def load_site(path: Path | str, *, environ: dict[str, str] | None = None) -> SiteConfig:
-    """Read, resolve catalogue models, and validate a site file."""
+    """Read, resolve catalogue models, and validate a site file.
+
+    The cross-field rules (`rules.site_findings`) run over the typed site, or where another
+    part of the file is wrong, over what of it can be read (`salvage`): their problems come
+    with the others, all at once."""
     path = Path(path)
     doc = _read(path, environ)
     problems = [Problem(mark_at(doc, p), field_path(doc.data, p), m) for p, m in doc.env_problems]
     model_problems = _resolve_models(doc, path)
-    problems += model_problems + _duplicate_names(doc) + _line_references(doc)
-    problems += control_references(doc)
+    salvage = Salvage()
     try:
-        config = SiteConfig.model_validate(doc.data)
+        config: SiteConfig | None = SiteConfig.without_rules(doc.data)
+        invalid: list[Problem] = []
     except ValidationError as exc:
+        config = None
         # A device whose model is unknown lacks the model's fields: say so once, not per field.
         unresolved = {p.field.removesuffix(".model") for p in model_problems}
-        problems += [
+        invalid = [
             p
             for p in _problems(doc, exc.errors())
             if not (
                 p.message.startswith("required field is missing")
                 and p.field.rsplit(".", 1)[0] in unresolved
             )
-            # reported above, where they are written
-            and "two devices are named" not in p.message
-            and "which is not under modbus_lines" not in p.message
-            and not any(text in p.message for text in REPORTED)
         ]
-        raise ConfigError(_ordered(problems)) from None
-    if problems:
+    site = config if config is not None else _Readable.salvaged(doc.data, salvage)
+    problems += model_problems + _rule_problems(doc, site, salvage) + invalid
+    if problems or config is None:
         raise ConfigError(_ordered(problems))
     return config
+
+
+@dataclass(frozen=True, slots=True)
+class _Readable:
+    """The sections the rules read, as far as they can be read from a file that does not
+    validate."""
+
+    devices: Sequence[AnyDevice]
+    modbus_lines: Sequence[ModbusLine]
+    control: ControlConfig | None
+
+    @classmethod
+    def salvaged(cls, data: dict[str, Any], salvage: Salvage) -> _Readable:
+        return cls(**{f.name: salvage.field(SiteConfig, f.name, data) for f in fields(cls)})
+
+
+def _rule_problems(doc: Located, site: Site, salvage: Salvage) -> list[Problem]:
+    """The rules' findings at their places, but where the salvage read a value other than
+    the one written (a value of the wrong type, read as its default), and where what is said
+    to be absent may be an entry the salvage left out."""
+    problems = []
+    for finding in site_findings(site):
+        path = salvage.in_file(finding.path)
+        absent = finding.absent
+        if any(path[:n] in salvage.replaced for n in range(len(path) + 1)) or (
+            absent is not None and salvage.may_hold(salvage.in_file(absent.among), absent.name)
+        ):
+            continue
+        problems.append(problem_at(doc, path, finding.message))
+    return problems
 
 
 def load_document(
@@ -186,59 +219,6 @@ def _load_as(model: str, kind: type[D], refusal: str) -> D:
     if not isinstance(device, kind):
         raise ConfigError([Problem(Mark(model, 1, 1), "protocol", refusal)])
     return device
-
-
-def _duplicate_names(doc: Located) -> list[Problem]:
-    """Found before validation, so that it is reported with everything else, at the copy."""
-    devices = doc.data.get("devices")
-    if not isinstance(devices, list):
-        return []
-    first: dict[str, int] = {}
-    problems = []
-    for index, device in enumerate(devices):
-        name = device.get("name") if isinstance(device, dict) else None
-        if not isinstance(name, str):
-            continue
-        if name in first:
-            path: Path_ = ("devices", index, "name")
-            problems.append(
-                Problem(
-                    mark_at(doc, path),
-                    field_path(doc.data, path),
-                    f"two devices are named {name!r} (entries "
-                    f"{first[name] + 1} and {index + 1}); names must be unique",
-                )
-            )
-        first.setdefault(name, index)
-    return problems
-
-
-def _line_references(doc: Located) -> list[Problem]:
-    """Every `line:` that names no declared line, each at its place."""
-    lines = doc.data.get("modbus_lines")
-    declared = (
-        {line.get("name") for line in lines if isinstance(line, dict)}
-        if isinstance(lines, list)
-        else set()
-    )
-    devices = doc.data.get("devices")
-    problems = []
-    for index, device in enumerate(devices if isinstance(devices, list) else []):
-        if not isinstance(device, dict) or device.get("driver") != "modbus":
-            continue
-        line = device.get("line")
-        if isinstance(line, str) and line not in declared:
-            path: Path_ = ("devices", index, "line")
-            known = ", ".join(sorted(str(n) for n in declared)) or "none are declared"
-            problems.append(
-                Problem(
-                    mark_at(doc, path),
-                    field_path(doc.data, path),
-                    f"no line named {line!r} under modbus_lines ({known})"
-                    f"{did_you_mean(line, [str(n) for n in declared])}",
-                )
-            )
-    return problems
 
 
 def _resolve_models(
@@ -422,7 +402,7 @@ def _allowed_keys(data: Any, path: Path_, root: type[BaseModel] = SiteConfig) ->
     """The field names of the model that validates the mapping at `path`."""
     annotation: Any = root
     for part in path:
-        annotation = _choose(annotation, data)
+        annotation = choose(annotation, data)
         if annotation is None:
             return []
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -434,33 +414,10 @@ def _allowed_keys(data: Any, path: Path_, root: type[BaseModel] = SiteConfig) ->
             args = get_args(annotation)
             annotation = args[-1] if get_origin(annotation) is dict else args[0]
         data = data[part] if isinstance(data, dict | list) else None  # type: ignore[index]
-    annotation = _choose(annotation, data)
+    annotation = choose(annotation, data)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return list(annotation.model_fields)
     return []
-
-
-_TAGS = ("driver", "kind")
-"""The fields that tell the members of a union apart, in site and scenario files."""
-
-
-def _choose(annotation: Any, data: Any) -> Any:
-    """Unwrap Annotated and Optional; pick a union member by its tag (`driver`, `kind`)."""
-    while get_origin(annotation) is typing.Annotated:
-        annotation = get_args(annotation)[0]
-    if get_origin(annotation) in (typing.Union, types.UnionType):
-        members = [a for a in get_args(annotation) if a is not type(None)]
-        for member in members:
-            for tag in _TAGS:
-                field = getattr(member, "model_fields", {}).get(tag)
-                if (
-                    field is not None
-                    and isinstance(data, dict)
-                    and data.get(tag) in get_args(field.annotation)
-                ):
-                    return member
-        return members[0] if len(members) == 1 else None
-    return annotation
 
 
 def _ordered(problems: list[Problem]) -> list[Problem]:

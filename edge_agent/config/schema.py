@@ -13,16 +13,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from drivers.modbus.config import ModbusLine
-from drivers.registry import AnyDevice, protocol_of
+from drivers.registry import AnyDevice
 from edge_agent.control.config import ControlConfig
 from edge_agent.energy.tariff import EmissionsConfig, TariffConfig
 
 from .base import DAY_S, Name, Seconds, StrictModel
+from .problems import field_path
+from .rules import site_findings
 
 __all__ = ["BrokerConfig", "Device", "SiteConfig", "SiteInfo", "SummaryConfig", "stale_age_s"]
 
@@ -153,70 +156,25 @@ class SiteConfig(StrictModel):
     """The demand limit and the loads the agent may switch; without it the agent only
     measures and reports."""
 
-    @field_validator("devices")
     @classmethod
-    def _unique_device_names(cls, devices: list[Device]) -> list[Device]:
-        seen: dict[str, int] = {}
-        for index, device in enumerate(devices):
-            if device.name in seen:
-                raise ValueError(
-                    f"two devices are named {device.name!r} (entries "
-                    f"{seen[device.name] + 1} and {index + 1}); names must be unique"
-                )
-            seen[device.name] = index
-        return devices
+    def without_rules(cls, data: object) -> SiteConfig:
+        """Validated without the cross-field rules, for a caller that reports their findings
+        itself, at their places in the file (the loader)."""
+        return cls.model_validate(data, context={_RULES_BY_CALLER: True})
 
     @model_validator(mode="after")
-    def _devices_fit(self) -> SiteConfig:
-        """Each device fits the site's other sections, as its protocol judges (a `driver:
-        modbus` device's line is declared under `modbus_lines:`)."""
-        for device in self.devices:
-            problem = protocol_of(device).check(device, self)
-            if problem is not None:
-                raise ValueError(problem)
-        return self
-
-    @model_validator(mode="after")
-    def _loads_exist(self) -> SiteConfig:
-        """Every load's device and points exist, and what is written is declared writable."""
-        if self.control is None:
+    def _rules(self, info: ValidationInfo) -> SiteConfig:
+        """The cross-field rules (`config.rules`): every problem, each with its field."""
+        if isinstance(info.context, dict) and info.context.get(_RULES_BY_CALLER):
             return self
-        devices = {device.name: device for device in self.devices}
-        if self.control.meter not in devices:
-            raise ValueError(f"control.meter {self.control.meter!r} is not a device")
-        for source in self.control.generation:
-            if source.device not in devices:
-                raise ValueError(f"control.generation {source.device!r} is not a device")
-            if source.power not in devices[source.device].points:
-                raise ValueError(
-                    f"control.generation: device {source.device!r} has no point {source.power!r}"
-                )
-        for load in self.control.loads:
-            device = devices.get(load.device)
-            if device is None:
-                raise ValueError(
-                    f"load {load.name!r} is on device {load.device!r}, which is not under "
-                    f"devices ({', '.join(sorted(devices))})"
-                )
-            named = [load.command, load.heartbeat, load.power]
-            named += [load.band.point] if load.band else []
-            for point in filter(None, named):
-                if point not in device.points:
-                    raise ValueError(
-                        f"load {load.name!r}: device {load.device!r} has no point {point!r}"
-                    )
-            for point in filter(None, [load.command, load.heartbeat]):
-                if not device.points[point].writable:
-                    raise ValueError(
-                        f"load {load.name!r}: point {load.device}/{point} is written by the "
-                        "agent but not declared `writable: true`"
-                    )
+        findings = site_findings(self)
+        if findings:
+            data = self.model_dump()
+            raise ValueError(
+                "; ".join(f"{field_path(data, f.path)}: {f.message}" for f in findings)
+            )
         return self
 
-    @field_validator("modbus_lines")
-    @classmethod
-    def _unique_lines(cls, lines: list[ModbusLine]) -> list[ModbusLine]:
-        names = [line.name for line in lines]
-        if len(set(names)) != len(names):
-            raise ValueError("two modbus_lines have the same name")
-        return lines
+
+_RULES_BY_CALLER = "site rules by the caller"
+"""The validation context's key that leaves the cross-field rules to the caller."""

@@ -11,10 +11,12 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from drivers.modbus.config import ModbusTcpDevice
 from edge_agent.cli import main
 from edge_agent.config.loader import ConfigError, load_site
+from edge_agent.config.schema import SiteConfig
 
 CASES = sorted((Path(__file__).parent / "config_cases").glob("*.yaml"))
 
@@ -31,6 +33,25 @@ def test_bad_file_reports_every_problem_with_its_place(case: Path) -> None:
             f"expected {message!r} among:\n" + "\n".join(reported)
         )
     assert len(reported) == len(expected), "\n".join(reported)
+
+
+def test_a_site_built_in_code_is_refused_with_every_broken_rule_and_its_field() -> None:
+    """The rules the loader places in the file, raised by the model for a site built in code."""
+    points = {"p": {"address": 0}}
+    meter = {"name": "m", "driver": "modbus-tcp", "host": "10.0.0.5", "points": points}
+    on_a_line = {"name": "m", "driver": "modbus", "line": "rs458", "points": points}
+    with pytest.raises(ValidationError) as caught:
+        SiteConfig.model_validate(
+            {
+                "site": {"name": "press-shop", "park": "test-park"},
+                "devices": [meter, on_a_line],
+                "control": {"meter": "incomr", "limit_kw": 100},
+            }
+        )
+    message = str(caught.value)
+    assert "devices[m].name: two devices are named 'm' (entries 1 and 2)" in message
+    assert "devices[m].line: no line named 'rs458' under modbus_lines" in message
+    assert "control.meter: no device named 'incomr' under devices (m)" in message
 
 
 def test_check_exits_2_with_messages_and_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:

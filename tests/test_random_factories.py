@@ -94,7 +94,7 @@ async def test_a_seed_calibrates_to_one_scenario_and_one_uncontrolled_day() -> N
     not os.environ.get("EDGE_AGENT_LONG_TESTS"),
     reason="ten simulated days take some 6 minutes on two cores, more than the suite's "
     "budget: set EDGE_AGENT_LONG_TESTS=1 to run it (bench/random_factories.py runs the same "
-    "judge at the bench's 10 s step: 24 of seeds 1-24 pass)",
+    "judge at the bench's 10 s step: bench/README.md has its latest table)",
 )
 @pytest.mark.timeout(900)
 def test_ten_random_factories_are_never_worse_than_no_control() -> None:

@@ -73,7 +73,9 @@ class _SteadyChiller(Chiller):
         return self.steady_kw
 
 
-def _day(prices: list[float], machines: Mapping[str, Machine], **caps: float) -> BoundDay:
+def _day(
+    prices: list[float], machines: Mapping[str, Machine], *, peak_cap_kw: float | None = None
+) -> BoundDay:
     starts = [MONDAY + timedelta(seconds=WINDOW_S * k) for k in range(len(prices))]
     return BoundDay(
         window_starts=starts,
@@ -82,7 +84,7 @@ def _day(prices: list[float], machines: Mapping[str, Machine], **caps: float) ->
         after_price_vnd_per_kwh=CHEAP,
         base_kw=[100.0] * len(prices),
         machines=machines,
-        **caps,  # type: ignore[arg-type]
+        peak_cap_kw=peak_cap_kw,
     )
 
 

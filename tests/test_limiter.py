@@ -16,7 +16,7 @@ from edge_agent.control.config import ControlConfig, LoadConfig, WindowConfig
 from edge_agent.control.controller import Refusals
 from edge_agent.control.guard import Guard
 from edge_agent.control.limiter import DemandLimiter, LimiterInputs
-from edge_agent.control.loads import Action, LoadState
+from edge_agent.control.loads import Action, LoadState, Why
 from edge_agent.control.window import Projection, WindowTracker
 from edge_agent.model import PointId, Value
 
@@ -277,9 +277,9 @@ def device(name: str, *, writable: bool = True) -> OpcUaDevice:
 
 
 def action(
-    name: str, kind: str, on: bool, at: datetime = T0, binding: str = "demand limit"
+    name: str, kind: Why, on: bool, at: datetime = T0, binding: str = "demand limit"
 ) -> Action:
-    return Action(at, name, kind, on, f"{kind} {name}", binding, None, 400, 1833, 1, 0, 0)  # type: ignore[arg-type]
+    return Action(at, name, kind, on, f"{kind} {name}", binding, None, 400, 1833, 1, 0, 0)
 
 
 async def test_guard_writes_then_enforces_min_times_and_rate() -> None:

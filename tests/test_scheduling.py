@@ -201,6 +201,7 @@ async def test_work_the_plan_leaves_unfinished_runs_now_whatever_the_plan_priced
         idle = {name: (False,) * len(on) for name, on in plan.running.items()}
         return dataclasses.replace(plan, running=idle, shortfall_kwh={"charger": 0.3})
 
+    # The planner's own solve, its answer changed: the test's way into one plan's outcome.
     planner.replan = missed  # type: ignore[method-assign]
     states["charger"].on, states["charger"].held_by = False, "plan"
     [action] = await scheduler.step(PEAK + timedelta(minutes=15), snap, 500)
@@ -230,6 +231,7 @@ async def test_the_plan_is_solved_off_the_event_loop_and_applied_once() -> None:
     async def meanwhile() -> None:
         loop_ran.set()
 
+    # The planner's own solve, watched: where the solve runs is what is tested.
     planner.replan = solve  # type: ignore[method-assign]
     later = snapshot(
         PEAK, charger__connected=True, charger__energy_needed_kwh=35, charger__departure_in_s=7200

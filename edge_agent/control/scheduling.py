@@ -79,6 +79,8 @@ class Scheduler:
         self._active: dict[str, bool] = {}
         """Batch loads whose device says a batch is running now."""
         self._projection: Projection | None = None
+        self._started_kw = 0.0
+        """The power of the starts made in this cycle so far."""
         self._limit_kw = 0.0
         self._limits: Callable[[datetime, int, int], tuple[float, ...]] | None = None
         self._peak_so_far_kw = 0.0
@@ -440,6 +442,7 @@ class Scheduler:
     ) -> list[Action]:
         actions = []
         plan = self.plan
+        self._started_kw = 0.0  # what this cycle's starts add, which no reading shows yet
         for state in self.deferrable:
             queued = [job for job in work[state.name] if job.running_for == 0]
             running = self._active.get(state.name, False)
@@ -476,6 +479,7 @@ class Scheduler:
                 action = self._start(now, slot, state, first, ungated=running, late=late)
                 if action is not None:
                     actions.append(action)
+                    self._started_kw += first.power_kw
             elif not wanted and state.on and state.held_by is None:
                 actions.append(self._defer(now, slot, state, first, plan.running[first.name]))
         return actions
@@ -504,11 +508,16 @@ class Scheduler:
             # then is a start on the blind, which waits as one that would go over does.
             with_kw = ahead_kw = None
             if projection is not None:
-                added = load.power_kw * min(projection.remaining_s, length) / length
-                with_kw = projection.projected_kw + added
+                # With it, what the starts already made this cycle add: several batches
+                # judged on one reading would each find the same room.
+                adding_kw = self._started_kw + load.power_kw
+                with_kw = (
+                    projection.projected_kw
+                    + adding_kw * min(projection.remaining_s, length) / length
+                )
                 # A batch that outlasts this window runs through the next one whole, beside
                 # whatever runs now.
-                ahead_kw = projection.power_kw + load.power_kw
+                ahead_kw = projection.power_kw + adding_kw
             if with_kw is None or with_kw > target:
                 # Waiting may cost more (a queue pushed into the peak tariff): then it
                 # starts, but never to make a window above the day's highest so far (or the

@@ -133,6 +133,8 @@ class Controller:
         self._smooth: tuple[datetime, float] | None = None
         self._next_price: tuple[datetime, float] | None = None
         """The tariff's next change of price and the price from then."""
+        self._cheapest = cheapest(config.tariff)
+        """The tariff's lowest price (None: one price): a reload does not change the tariff."""
 
     # The loop ---------------------------------------------------------------------------------
 
@@ -201,7 +203,7 @@ class Controller:
             slack_s=self.scheduler.slack_s,
             next_price=self._next_change(now, price),
             finish_s=self.scheduler.finish_s,
-            cheapest_vnd_per_kwh=cheapest(self.site.tariff),
+            cheapest_vnd_per_kwh=self._cheapest,
         )
         decided += self.limiter.step(inputs, self.guard.states.values())
         final = {a.load: a for a in decided}  # the limiter comes last: it has the last word

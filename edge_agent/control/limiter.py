@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 
 from .config import ControlConfig
-from .loads import Action, LoadState
+from .loads import DRAWS_NOTHING_SHARE, Action, LoadState
 from .window import Projection
 
 __all__ = ["DemandLimiter", "LimiterInputs"]
@@ -133,7 +133,7 @@ class DemandLimiter:
                 continue
             if state.power_kw is None:
                 total += state.config.rated_kw
-            elif state.power_kw > 0.05 * state.config.rated_kw:
+            elif state.power_kw > DRAWS_NOTHING_SHARE * state.config.rated_kw:
                 total += state.power_kw
         return total
 
@@ -393,7 +393,7 @@ class DemandLimiter:
             and self._paced(s, today, elapsed)
             and s.expected_hold_s() >= WORTHLESS_HOLD_S
             and not self.band_near(s, 2.0)
-            and (s.power_kw is None or s.power_kw > 0.05 * s.config.rated_kw)
+            and (s.power_kw is None or s.power_kw > DRAWS_NOTHING_SHARE * s.config.rated_kw)
         ]
         return sorted(
             candidates,

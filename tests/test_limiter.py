@@ -484,6 +484,19 @@ def test_a_store_rides_through_to_a_price_fall() -> None:
     assert actions[0].expected_vnd == round(50 * 600 / 3600 * (3398 - 1833))
 
 
+def test_for_the_limit_a_store_that_holds_to_the_fall_goes_first_and_waits_for_it() -> None:
+    # Over the limit: the chiller (priority 20) holds to the fall ten minutes off, so it
+    # goes before `low` (priority 1), and is not restored for headroom before the fall.
+    limiter, loads, actions = coast(projection(440))
+    assert [(a.kind, a.load, a.binding) for a in actions] == [("shed", "chiller", "demand limit")]
+    assert "made up after the fall" in actions[0].reason
+    chiller = next(s for s in loads if s.name == "chiller")
+    chiller.on, chiller.held_by, chiller.since = False, "limiter", T0
+    later = T0 + timedelta(minutes=6)
+    inputs = LimiterInputs(later, projection(100), 400.0, 3398.0, next_price=FALL)
+    assert limiter.step(inputs, loads) == []
+
+
 @pytest.mark.parametrize(
     ("case", "proj", "state", "overrides"),
     [
@@ -581,33 +594,71 @@ NO_SHEDS_LEFT = {"sheds_today": 6, "sheds_on": T0.date()}
 
 
 @pytest.mark.parametrize(
-    ("case", "proj", "target_share", "mid", "expected"),
+    ("case", "proj", "target_share", "mid", "binding", "peak", "expected"),
     [
         (
             "a session pushed past the rise is made up dearer: the next in priority goes first",
             projection(430),
             1.0,
             {},
+            "demand limit",
+            500.0,
             ["shed mid"],
         ),
         (
-            "only the dear one is left: shed all the same, the window needs it",
+            "only the dear one is left: for the site's limit it is not shed, the bill outranks",
             projection(395),
             0.97,
             NO_SHEDS_LEFT,
+            "demand limit",
+            500.0,
+            [],
+        ),
+        (
+            "only the dear one is left: shed all the same against a peak the day has not had",
+            projection(410),
+            0.97,
+            NO_SHEDS_LEFT,
+            "demand limit",
+            380.0,
+            ["shed low"],
+        ),
+        (
+            "only the dear one is left: an accepted demand-response event has it all the same",
+            projection(395),
+            0.97,
+            NO_SHEDS_LEFT,
+            "demand response dr-1",
+            500.0,
             ["shed low"],
         ),
     ],
 )
-def test_a_shed_made_up_after_a_price_rise_is_made_last(
-    case: str, proj: Projection, target_share: float, mid: dict[str, Any], expected: list[str]
+def test_a_dear_shed_is_made_only_against_a_new_peak(  # noqa: PLR0917 (pytest: by name)
+    case: str,
+    proj: Projection,
+    target_share: float,
+    mid: dict[str, Any],
+    binding: str,
+    peak: float,
+    expected: list[str],
 ) -> None:
     config = control(LOW, MID, target_share=target_share)
     loads = states(config, mid=mid)
     inputs = LimiterInputs(
-        T0, proj, config.limit_kw, 1833.0, next_price=RISE, finish_s={"low": 2000.0}
+        T0,
+        proj,
+        config.limit_kw,
+        1833.0,
+        binding=binding,
+        next_price=RISE,
+        finish_s={"low": 2000.0},
+        peak_today_kw=peak,
     )
-    assert [f"{a.kind} {a.load}" for a in DemandLimiter(config).step(inputs, loads)] == expected
+    limiter = DemandLimiter(config)
+    assert [f"{a.kind} {a.load}" for a in limiter.step(inputs, loads)] == expected
+    if not expected:
+        assert limiter.short_kw > 0.0  # the summary says the window cannot be held
 
 
 def test_a_refusal_is_kept_once_while_the_same_rule_refuses_it() -> None:
@@ -710,6 +761,51 @@ def test_a_store_learns_its_drift_while_it_draws_nothing() -> None:
     running = drifting_chiller([(0, 7.0, 0.8), (60, 7.1, 0.8), (120, 6.9, 75.0), (180, 6.7, 75)])
     assert running.drift_per_s == pytest.approx(0.1 / 60)
     assert drifting_chiller([(0, 7.0, 75.0), (60, 6.8, 75.0)]).drift_per_s is None
+
+
+def test_a_store_learns_its_refill_and_how_long_a_shed_takes_to_make_up() -> None:
+    # Its own thermostat: off, the tank warms 0.1 K a minute; running flat out (50 kW
+    # rated), it cools 0.05 K a minute net of the heat: the chiller has little to spare.
+    state = drifting_chiller(
+        [(0, 7.0, 0.8), (60, 7.1, 0.8), (120, 7.2, 0.8), (180, 7.15, 50.0), (240, 7.1, 50.0)]
+    )
+    assert state.drift_per_s == pytest.approx(0.1 / 60)
+    assert state.refill_per_s == pytest.approx(-0.05 / 60)
+    # Shed for 10 min from 7.1 °C: 8.1 °C when restored, 1 K to win back at 0.05 K/min.
+    assert state.made_up_s(600) == pytest.approx(600 + 20 * 60)
+    # Shed, it owes its store back to 7.1 °C; made up past it, it owes nothing.
+    state.owe()
+    state.on, state.held_by = False, "limiter"
+    state.band_value = 8.0
+    assert state.made_up_s(0) == pytest.approx(18 * 60)
+    state.on, state.held_by, state.band_value = True, None, 7.05
+    state.observe_band(T0 + timedelta(seconds=300))
+    assert state.owed_level is None
+
+
+def test_a_store_shed_for_the_limit_runs_again_in_time_to_be_made_up_before_a_rise() -> None:
+    config = control(CHILLER, limit_kw=400)
+    shed = {
+        "on": False,
+        "held_by": "limiter",
+        "since": T0 - timedelta(minutes=10),
+        "band_value": 8.0,
+        "owed_level": 7.0,
+        "drift_per_s": 0.1 / 60,
+        "refill_per_s": -0.05 / 60,
+    }
+    # 1 K owed at 0.05 K/min: 20 minutes of running; the price rises in 15 (or in 40).
+    for minutes, expected in ((15, ["restore chiller"]), (40, [])):
+        inputs = LimiterInputs(
+            T0,
+            projection(450),
+            config.limit_kw,
+            1833.0,
+            next_price=(T0 + timedelta(minutes=minutes), 3398.0),
+        )
+        actions = DemandLimiter(config).step(inputs, states(config, chiller=shed))
+        assert [f"{a.kind} {a.load}" for a in actions] == expected
+        assert all(a.binding == "tariff" for a in actions)
 
 
 @pytest.mark.parametrize(

@@ -204,6 +204,7 @@ class Controller:
             next_price=self._next_change(now, price),
             finish_s=self.scheduler.finish_s,
             cheapest_vnd_per_kwh=self._cheapest,
+            peak_today_kw=self.peak_today_kw,
         )
         decided += self.limiter.step(inputs, self.guard.states.values())
         final = {a.load: a for a in decided}  # the limiter comes last: it has the last word

@@ -142,6 +142,7 @@ class Guard:
         if action.kind == "shed":
             state.held_by = "limiter"
             state.count_shed(now.astimezone(self.zone).date())
+            state.owe()
         elif action.kind == "defer":
             state.held_by = "plan"
         elif action.kind == "override":

@@ -46,6 +46,10 @@ class LimiterInputs:
     cheapest_vnd_per_kwh: float | None = None
     """The tariff's lowest price (None: one price all day): an idle load is not stopped at
     it, where a shed of the day's budget saves the least."""
+    peak_today_kw: float = float("inf")
+    """The highest window of the site's day so far: a shed made up dearer is made for the
+    site's limit only against a window above it, a peak the day has not had (inf: unknown,
+    never)."""
 
 
 WORTHLESS_HOLD_S = 90.0
@@ -156,10 +160,22 @@ class DemandLimiter:
                     f"off for its maximum of {state.config.max_off_s:.0f} s",
                     ("max off time"),
                 )
+            elif state.held_by == "limiter" and self._owed_past_rise(inputs, state):
+                why, binding = "its store must be made up before the price rises", "tariff"
             else:
                 continue
             actions.append(self._action(inputs, state, "restore", binding, why))
         return actions
+
+    def _owed_past_rise(self, inputs: LimiterInputs, state: LoadState) -> bool:
+        """Whether a store held off for the limit must run now to be made up before the
+        price's next rise: held on, its making-up would be bought at the higher price
+        (not one that coasts to a fall)."""
+        change = inputs.next_price
+        if state.name in self._coasting or change is None or change[1] <= inputs.price_vnd_per_kwh:
+            return False
+        made_up_s = state.made_up_s(0.0)
+        return made_up_s is not None and (change[0] - inputs.now).total_seconds() <= made_up_s
 
     def _unknown(self, inputs: LimiterInputs, states: list[LoadState]) -> list[Action]:
         policy = self.config.on_meter_unknown
@@ -180,17 +196,36 @@ class DemandLimiter:
     def _shed(
         self, inputs: LimiterInputs, states: list[LoadState], need_kw: float, target: float
     ) -> list[Action]:
-        """The lowest priority first, until the need is met; but a shed whose making-up
-        falls after a rise of the price (a charger's session pushed past it, a store
-        restored into it) comes after those that cost nothing more: in the declared order
-        among themselves, and only if those are not enough."""
+        """The lowest priority first, until the need is met. A shed whose making-up falls
+        after a rise of the price (a charger's session pushed past it, a store restored
+        into it) buys the window with a dearer bill. For the site's own limit it is made
+        only against a window above the day's highest so far (a peak the day has not had);
+        otherwise the window goes over as it would without control, and the shortfall says
+        so. Where it is made (that peak, or a demand-response event the site accepted) it
+        comes after those that cost nothing more, in the declared order among themselves.
+        A store whose hold reaches a fall of the price goes first: it is made up after it."""
         actions: list[Action] = []
         projection = inputs.projection
         assert projection is not None
         left_kw = need_kw
         candidates = self._sheddable(self._can_wait(inputs, states), inputs.now)
         dear = {s.name for s in candidates if self._made_up_dearer(inputs, s)}
-        cheap_first = sorted(candidates, key=lambda s: s.name in dear)  # stable: in order
+        new_peak = projection.projected_kw > max(inputs.peak_today_kw, inputs.limit_kw)
+        if not (new_peak or inputs.binding.startswith("demand response")):
+            candidates = [s for s in candidates if s.name not in dear]
+        fall = inputs.next_price
+        until_s = _INF if fall is None else (fall[0] - inputs.now).total_seconds()
+        cheaper = {
+            s.name
+            for s in candidates
+            if fall is not None
+            and fall[1] < inputs.price_vnd_per_kwh
+            and s.config.band is not None
+            and s.config.deferrable is None
+            and until_s <= self._store_hold_s(s)
+        }
+        # Stable: in the declared order within each of made up cheaper, the same, dearer.
+        cheap_first = sorted(candidates, key=lambda s: (s.name not in cheaper, s.name in dear))
         for state in cheap_first:
             if left_kw <= 0:
                 break
@@ -206,6 +241,13 @@ class DemandLimiter:
             )
             if state.name in dear:
                 why += ", although its making-up falls after the price rises"
+            if state.name in cheaper:
+                assert fall is not None
+                why += (
+                    f"; its store holds until the price falls at "
+                    f"{fall[0].astimezone(self.zone):%H:%M}, so it is made up after the fall"
+                )
+                self._coasting[state.name] = fall[0]
             actions.append(self._action(inputs, state, "shed", inputs.binding, why, kwh=kwh))
             left_kw -= kw
         self.short_kw = max(0.0, left_kw)
@@ -228,7 +270,10 @@ class DemandLimiter:
     @staticmethod
     def _made_up_dearer(inputs: LimiterInputs, state: LoadState) -> bool:
         """Whether a shed of the load now is made up after the price's next rise: a
-        session's at its end (pushed by the shed), a store's as it comes back."""
+        session's at its end (pushed by the shed); a store's when, running at its rating
+        after the longest the shed may last, it is back where the limiter's sheds found it
+        (a chiller with little to spare over its heat load takes hours), else, before its
+        refill has been seen, twice the hold."""
         change = inputs.next_price
         if change is None or change[1] <= inputs.price_vnd_per_kwh:
             return False
@@ -236,7 +281,11 @@ class DemandLimiter:
         if state.name in inputs.finish_s:
             back_s = inputs.finish_s[state.name] + min(hold_s, RESTORE_SLACK_S)
         else:
-            back_s = 2 * hold_s
+            band_hold_s = state.band_hold_s()
+            if band_hold_s is not None:
+                hold_s = min(hold_s, band_hold_s)
+            made_up_s = state.made_up_s(hold_s)
+            back_s = 2 * hold_s if made_up_s is None else made_up_s
         return (change[0] - inputs.now).total_seconds() <= back_s
 
     def _restore(

@@ -13,7 +13,15 @@ from typing import Literal
 
 from .config import LoadConfig
 
-__all__ = ["DRAWS_NOTHING_SHARE", "DRIFT_MEMORY_S", "DRIFT_MIN_S", "Action", "LoadState", "Why"]
+__all__ = [
+    "DRAWS_NOTHING_SHARE",
+    "DRIFT_MEMORY_S",
+    "DRIFT_MIN_S",
+    "REFILL_SHARE",
+    "Action",
+    "LoadState",
+    "Why",
+]
 
 DRAWS_NOTHING_SHARE = 0.05
 """A load drawing this share of its rating or less is stopped (a chiller's standby)."""
@@ -23,6 +31,10 @@ DRIFT_MIN_S = 20.0
 
 DRIFT_MEMORY_S = 900.0
 """How far back the drift remembers: the process's draw follows the shift, over minutes."""
+
+REFILL_SHARE = 0.9
+"""A load drawing this share of its rating or more runs flat out: its store fills at its
+refill rate (a chiller running, a compressor loaded, a pump pumping)."""
 
 Why = Literal["shed", "restore", "defer", "start", "override", "safe-state"]
 
@@ -51,7 +63,16 @@ class LoadState:
     """How fast the band variable moves while the load delivers nothing (its own control
     has it stopped or idle, or it is shed): the process draining the store, per second,
     learned from the readings (None until seen)."""
+    refill_per_s: float | None = None
+    """How fast the band variable moves back while the load runs at (nearly) its rating:
+    the store filling net of the process's draw, per second (None until seen). With the
+    drift it says how long a shed's making-up lasts: a chiller with little to spare over
+    its process's heat takes hours to win back a quarter of an hour off."""
+    owed_level: float | None = None
+    """Where the band variable stood when the limiter shed the load, until the store is
+    back there: the making-up its sheds still owe (None: nothing owed)."""
     _band_seen: tuple[datetime, float] | None = None
+    _refill_seen: tuple[datetime, float] | None = None
     seconds: dict[str, float] = field(
         default_factory=lambda: {"on": 0.0, "shed": 0.0, "shifted": 0.0}
     )
@@ -94,27 +115,50 @@ class LoadState:
     def observe_band(self, at: datetime) -> None:
         """Learn the store's drift from the band reading now and the last one, when the load
         drew no more than idle power between them (a stopped chiller's tank warming, a
-        receiver falling while its compressor runs unloaded)."""
-        value = self.band_value
+        receiver falling while its compressor runs unloaded), and its refill when it drew
+        nearly its rating between them; and whether what its sheds owe is made up."""
+        value, kw = self.band_value, self.power_kw
         idle_kw = (self.config.idle_share or DRAWS_NOTHING_SHARE) * self.config.rated_kw
-        if value is None or self.power_kw is None or self.power_kw > idle_kw:
-            self._band_seen = None
-            return
-        seen = self._band_seen
-        if seen is None:
-            self._band_seen = (at, value)
-            return
-        elapsed = (at - seen[0]).total_seconds()
-        if elapsed < DRIFT_MIN_S:
-            return
-        rate = (value - seen[1]) / elapsed
-        weight = min(1.0, elapsed / DRIFT_MEMORY_S)
-        self.drift_per_s = (
-            rate
-            if self.drift_per_s is None
-            else ((1.0 - weight) * self.drift_per_s + weight * rate)
+        idle = value is not None and kw is not None and kw <= idle_kw
+        full = value is not None and kw is not None and kw >= REFILL_SHARE * self.config.rated_kw
+        self._band_seen, self.drift_per_s = _learn_rate(
+            self._band_seen, self.drift_per_s, at, value if idle else None
         )
-        self._band_seen = (at, value)
+        self._refill_seen, self.refill_per_s = _learn_rate(
+            self._refill_seen, self.refill_per_s, at, value if full else None
+        )
+        owed = self.owed_level
+        if value is not None and owed is not None and self.held_by is None:
+            self.owed_level = None if self._depleted_by(owed, value) <= 0.0 else owed
+
+    def owe(self) -> None:
+        """A shed by the limiter: its store is owed back to where its variable is now (or
+        to where an earlier shed, not yet made up, left it owed)."""
+        if self.owed_level is None and self.config.band is not None:
+            self.owed_level = self.band_value
+
+    def made_up_s(self, hold_s: float) -> float | None:
+        """Seconds from now until a shed lasting `hold_s` is made up: the hold, then the
+        store's running at its rating until its variable is back where the limiter's sheds
+        found it (None: its drift or refill is not known yet)."""
+        value, drift, refill = self.band_value, self.drift_per_s, self.refill_per_s
+        if self.config.band is None or value is None or drift is None or refill is None:
+            return None
+        after = value + drift * hold_s
+        reference = value if self.owed_level is None else self.owed_level
+        owed = self._depleted_by(reference, after)
+        speed = -self._depleted_by(0.0, refill)  # the refill, as the store's gain per second
+        if speed <= 0.0:
+            return None
+        return hold_s + max(0.0, owed) / speed
+
+    def _depleted_by(self, reference: float, value: float) -> float:
+        """How far `value` is on the store's empty side of `reference`, in the variable's
+        unit (negative: on its full side): above it for a variable the load lowers (a
+        chiller's supply temperature), below it for one the load raises."""
+        band = self.config.band
+        assert band is not None
+        return value - reference if band.maximum is not None else reference - value
 
     def band_hold_s(self) -> float | None:
         """How long a shed now would last before the band brings the load back, from the
@@ -166,3 +210,23 @@ class Action:
     written: bool = False
     """False in advisory mode, or when the guard refused the write (see `refused`)."""
     refused: str | None = None
+
+
+def _learn_rate(
+    seen: tuple[datetime, float] | None, rate: float | None, at: datetime, value: float | None
+) -> tuple[tuple[datetime, float] | None, float | None]:
+    """One step of a band variable's rate in one mode (drifting or refilling): `value` is
+    None when the load is not in that mode now, which ends the stretch. Readings closer
+    than DRIFT_MIN_S are noise; the rate remembers DRIFT_MEMORY_S back. Returns the
+    stretch's last reading and the rate."""
+    if value is None:
+        return None, rate
+    if seen is None:
+        return (at, value), rate
+    elapsed = (at - seen[0]).total_seconds()
+    if elapsed < DRIFT_MIN_S:
+        return seen, rate
+    now_rate = (value - seen[1]) / elapsed
+    weight = min(1.0, elapsed / DRIFT_MEMORY_S)
+    learned = now_rate if rate is None else (1.0 - weight) * rate + weight * now_rate
+    return (at, value), learned

@@ -45,6 +45,10 @@ EVN's two-part capacity charge for a month (235,414 VND/kW at 22-110 kV), enough
 fills the day's valleys before it makes a new peak, not so much that a deadline gives way."""
 SHORT_KWH = 0.01
 """Energy a plan leaves undone that counts as a job it cannot finish (solver tolerance)."""
+START_LAG_S = 120.0
+"""How long a batch planned to start at a slot's beginning may take to begin: the control
+cycle that sees the slot start, the write, the sequencer's own scan. A deadline is planned
+this much early, so that a batch whose run ends on it to the second is not finished late."""
 
 
 class Scheduler:
@@ -91,6 +95,8 @@ class Scheduler:
         """Energy loads' charging left at the rate they charge, s: what a shed of theirs
         is made up after."""
         self._keys: dict[str, tuple[object, ...]] = {}
+        self._due: dict[str, datetime] = {}
+        """Each batch's own deadline, for the reasons: the plan's is START_LAG_S earlier."""
         """Each job's identity across cycles (its device, deadline and duration)."""
         self._released: dict[tuple[object, ...], datetime] = {}
         """When each job would have started with the devices left to themselves: the moment
@@ -135,6 +141,7 @@ class Scheduler:
         self.slack_s = {}
         self.finish_s = {}
         self._keys = {}
+        self._due = {}
         work = {s.name: self._work(s, snapshot, slot, now) for s in self.deferrable}
         signature = tuple(
             (
@@ -240,6 +247,7 @@ class Scheduler:
             name = f"{state.name}#{k}"
             if deadline_in is not None:
                 self._keys[name] = (state.name, _minute(now, deadline_in), round(duration))
+                self._due[name] = now + timedelta(seconds=deadline_in)
             jobs.append(
                 DeferrableLoad(
                     name=name,
@@ -248,7 +256,7 @@ class Scheduler:
                     earliest=min(earliest, horizon - 1),
                     deadline=None
                     if deadline_in is None
-                    else max(slot_of(deadline_in), earliest + slots),
+                    else max(slot_of(deadline_in - START_LAG_S), earliest + slots),
                     priority=state.config.priority,
                     after=before,
                 )
@@ -637,7 +645,9 @@ class Scheduler:
     def _deadline_text(self, slot: datetime, load: DeferrableLoad) -> str:
         if load.deadline is None:
             return ""
-        end = slot + timedelta(seconds=load.deadline * self.control.plan_slot_s)
+        end = self._due.get(load.name) or slot + timedelta(
+            seconds=load.deadline * self.control.plan_slot_s
+        )
         return f"; due by {end.astimezone(ZoneInfo(self.site.site.timezone)):%H:%M}"
 
     def _action(

@@ -101,6 +101,22 @@ def make(config: SiteConfig) -> tuple[Scheduler, dict[str, LoadState]]:
     return scheduler, states
 
 
+async def test_a_batch_due_on_a_slot_edge_is_planned_to_end_a_slot_before_it() -> None:
+    # Due at 13:00 exactly, two hours to run: planned to start at 11:00 on the dot, it would
+    # end at 13:00 plus the seconds the start takes, late. The plan's deadline is 12:45.
+    scheduler, _ = make(site())
+    snap = snapshot(
+        PEAK,
+        furnace__batches_waiting=1,
+        furnace__next_batch_duration_s=7200,
+        furnace__next_deadline_in_s=3 * 3600,
+        furnace__batch_active=False,
+    )
+    await scheduler.step(PEAK, snap, 500)
+    [job] = scheduler.jobs
+    assert job.deadline == 11  # slots 0-10: 10:00-12:45
+
+
 async def test_a_batch_due_tomorrow_is_deferred_out_of_the_peak_with_the_reason() -> None:
     scheduler, _ = make(site())
     now = PEAK

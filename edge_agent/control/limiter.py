@@ -171,11 +171,11 @@ class DemandLimiter:
         """Whether a store held off for the limit must run now to be made up before the
         price's next rise: held on, its making-up would be bought at the higher price
         (not one that coasts to a fall)."""
-        change = inputs.next_price
-        if state.name in self._coasting or change is None or change[1] <= inputs.price_vnd_per_kwh:
+        until_s = _until(inputs, rise=True)
+        if state.name in self._coasting or until_s is None:
             return False
         made_up_s = state.made_up_s(0.0)
-        return made_up_s is not None and (change[0] - inputs.now).total_seconds() <= made_up_s
+        return made_up_s is not None and until_s <= made_up_s
 
     def _unknown(self, inputs: LimiterInputs, states: list[LoadState]) -> list[Action]:
         policy = self.config.on_meter_unknown
@@ -213,16 +213,11 @@ class DemandLimiter:
         new_peak = projection.projected_kw > max(inputs.peak_today_kw, inputs.limit_kw)
         if not (new_peak or inputs.binding.startswith("demand response")):
             candidates = [s for s in candidates if s.name not in dear]
-        fall = inputs.next_price
-        until_s = _INF if fall is None else (fall[0] - inputs.now).total_seconds()
+        fall, until_s = inputs.next_price, _until(inputs, rise=False)
         cheaper = {
             s.name
             for s in candidates
-            if fall is not None
-            and fall[1] < inputs.price_vnd_per_kwh
-            and s.config.band is not None
-            and s.config.deferrable is None
-            and until_s <= self._store_hold_s(s)
+            if until_s is not None and self._is_store(s) and until_s <= self._store_hold_s(s)
         }
         # Stable: in the declared order within each of made up cheaper, the same, dearer.
         cheap_first = sorted(candidates, key=lambda s: (s.name not in cheaper, s.name in dear))
@@ -274,8 +269,8 @@ class DemandLimiter:
         after the longest the shed may last, it is back where the limiter's sheds found it
         (a chiller with little to spare over its heat load takes hours), else, before its
         refill has been seen, twice the hold."""
-        change = inputs.next_price
-        if change is None or change[1] <= inputs.price_vnd_per_kwh:
+        until_s = _until(inputs, rise=True)
+        if until_s is None:
             return False
         hold_s = state.expected_hold_s()
         if state.name in inputs.finish_s:
@@ -286,7 +281,7 @@ class DemandLimiter:
                 hold_s = min(hold_s, band_hold_s)
             made_up_s = state.made_up_s(hold_s)
             back_s = 2 * hold_s if made_up_s is None else made_up_s
-        return (change[0] - inputs.now).total_seconds() <= back_s
+        return until_s <= back_s
 
     def _restore(
         self, inputs: LimiterInputs, states: list[LoadState], headroom_kw: float
@@ -330,11 +325,10 @@ class DemandLimiter:
         the day for the limit, and only while the window has room for the coasting loads
         to come back at their rated power together (their making-up must not make a
         peak after the fall)."""
-        fall = inputs.next_price
-        if fall is None or fall[1] >= inputs.price_vnd_per_kwh:
+        fall, until_s = inputs.next_price, _until(inputs, rise=False)
+        if fall is None or until_s is None:
             return []
         at, price = fall
-        until_s = (at - inputs.now).total_seconds()
         today = inputs.now.astimezone(self.zone).date()
         by_name = {s.name: s for s in states}
         room_kw -= sum(by_name[name].config.rated_kw for name in self._coasting if name in by_name)
@@ -346,21 +340,22 @@ class DemandLimiter:
             # hours.
             hold_s = self._store_hold_s(state)
             if (
-                state.config.band is None
-                or state.config.deferrable is not None
+                not self._is_store(state)
                 or hold_s < COAST_MIN_S
                 or not 0 < until_s <= hold_s
                 or state.sheds_left(today) < 2
                 or state.config.rated_kw > room_kw
             ):
                 continue
+            band = state.config.band
+            assert band is not None  # a store's
             room_kw -= state.config.rated_kw
             kw = state.expected_kw()
             kwh = kw * until_s / 3600.0
             local = at.astimezone(self.zone)
             why = (
                 f"the price falls from {inputs.price_vnd_per_kwh:,.0f} to {price:,.0f} "
-                f"VND/kWh at {local:%H:%M}, within what its {state.config.band.point} has "
+                f"VND/kWh at {local:%H:%M}, within what its {band.point} has "
                 f"shown it holds ({hold_s / 60:.0f} min): its making-up runs after the fall"
             )
             actions.append(
@@ -401,6 +396,11 @@ class DemandLimiter:
             )
             actions.append(self._action(inputs, state, "shed", "idle running", why, kwh=kwh))
         return actions
+
+    @staticmethod
+    def _is_store(state: LoadState) -> bool:
+        """A band load whose work its store carries (a chiller, a pump), not a deferrable."""
+        return state.config.band is not None and state.config.deferrable is None
 
     @staticmethod
     def _store_hold_s(state: LoadState) -> float:
@@ -506,3 +506,15 @@ class DemandLimiter:
             expected_kwh=round(kwh, 3),
             expected_vnd=round(vnd),
         )
+
+
+def _until(inputs: LimiterInputs, *, rise: bool) -> float | None:
+    """Seconds until the price's next change if it is a rise (`rise`) or a fall, else None."""
+    change = inputs.next_price
+    if change is None:
+        return None
+    higher = change[1] > inputs.price_vnd_per_kwh
+    lower = change[1] < inputs.price_vnd_per_kwh
+    if (rise and not higher) or (not rise and not lower):
+        return None
+    return (change[0] - inputs.now).total_seconds()

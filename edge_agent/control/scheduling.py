@@ -95,9 +95,9 @@ class Scheduler:
         """Energy loads' charging left at the rate they charge, s: what a shed of theirs
         is made up after."""
         self._keys: dict[str, tuple[object, ...]] = {}
+        """Each job's identity across cycles (its device, deadline and duration)."""
         self._due: dict[str, datetime] = {}
         """Each batch's own deadline, for the reasons: the plan's is START_LAG_S earlier."""
-        """Each job's identity across cycles (its device, deadline and duration)."""
         self._released: dict[tuple[object, ...], datetime] = {}
         """When each job would have started with the devices left to themselves: the moment
         it was first seen, or its sequencer's previous batch's end then."""

@@ -93,6 +93,17 @@ def snapshot(at: datetime, **values: Any) -> dict[str, Reading]:
     }
 
 
+def one_batch(at: datetime, *, due_in_s: float) -> dict[str, Reading]:
+    """The furnace idle with one two-hour batch waiting, due `due_in_s` from `at`."""
+    return snapshot(
+        at,
+        furnace__batches_waiting=1,
+        furnace__next_batch_duration_s=7200,
+        furnace__next_deadline_in_s=due_in_s,
+        furnace__batch_active=False,
+    )
+
+
 def make(config: SiteConfig) -> tuple[Scheduler, dict[str, LoadState]]:
     assert config.control is not None
     states = {load.name: LoadState(load) for load in config.control.loads}
@@ -105,13 +116,7 @@ async def test_a_batch_due_on_a_slot_edge_is_planned_to_end_a_slot_before_it() -
     # Due at 13:00 exactly, two hours to run: planned to start at 11:00 on the dot, it would
     # end at 13:00 plus the seconds the start takes, late. The plan's deadline is 12:45.
     scheduler, _ = make(site())
-    snap = snapshot(
-        PEAK,
-        furnace__batches_waiting=1,
-        furnace__next_batch_duration_s=7200,
-        furnace__next_deadline_in_s=3 * 3600,
-        furnace__batch_active=False,
-    )
+    snap = one_batch(PEAK, due_in_s=3 * 3600)
     await scheduler.step(PEAK, snap, 500)
     [job] = scheduler.jobs
     assert job.deadline == 11  # slots 0-10: 10:00-12:45
@@ -120,13 +125,7 @@ async def test_a_batch_due_on_a_slot_edge_is_planned_to_end_a_slot_before_it() -
 async def test_a_batch_due_tomorrow_is_deferred_out_of_the_peak_with_the_reason() -> None:
     scheduler, _ = make(site())
     now = PEAK
-    snap = snapshot(
-        now,
-        furnace__batches_waiting=1,
-        furnace__next_batch_duration_s=7200,
-        furnace__next_deadline_in_s=20 * 3600,  # 06:00 tomorrow
-        furnace__batch_active=False,
-    )
+    snap = one_batch(now, due_in_s=20 * 3600)  # 06:00 tomorrow
     [action] = await scheduler.step(now, snap, 500)
     assert (action.load, action.kind, action.on, action.binding) == (
         "furnace",
@@ -143,13 +142,7 @@ async def test_a_batch_due_tomorrow_is_deferred_out_of_the_peak_with_the_reason(
 async def test_at_night_the_planned_batch_starts() -> None:
     scheduler, states = make(site())
     states["furnace"].on, states["furnace"].held_by = False, "plan"
-    snap = snapshot(
-        NIGHT,
-        furnace__batches_waiting=1,
-        furnace__next_batch_duration_s=7200,
-        furnace__next_deadline_in_s=6 * 3600,
-        furnace__batch_active=False,
-    )
+    snap = one_batch(NIGHT, due_in_s=6 * 3600)
     # The incomer reads 200 kW: the window has room for the batch's 120 kW.
     quiet = Projection(NIGHT, 0.0, 900.0, 200.0, 200.0)
     [action] = await scheduler.step(NIGHT, snap, 500, projection=quiet)
